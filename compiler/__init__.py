@@ -1,0 +1,52 @@
+"""qb2's pure circuit compiler: ingestion, fragments, placement, plans (FR-003, FR-004).
+
+Nothing here performs file or network I/O or imports the daemons; the
+coordinator calls :func:`parse_qasm` / :func:`from_quantum_circuit` and then
+:func:`plan_circuit`.
+
+Modules, one idea each:
+
+- :mod:`compiler.ir` — the circuit IR (contract).
+- :mod:`compiler.plan` — the plan model (contract).
+- :mod:`compiler.errors` — :class:`QasmValidationError`, :class:`InfeasiblePlanError`.
+- :mod:`compiler.ingest` — OpenQASM 2/3 text to IR.
+- :mod:`compiler.qasm_errors` — parser exceptions to positioned validation errors.
+- :mod:`compiler.lower` — ``QuantumCircuit`` to IR (gate expansion, terminal measurements).
+- :mod:`compiler.export` — IR back to a ``QuantumCircuit`` (baseline, checks).
+- :mod:`compiler.dag` / :mod:`compiler.partition` — fragments and the splitting rule.
+- :mod:`compiler.capability` — which gates a node can run (native or translated).
+- :mod:`compiler.fidelity` — fidelity estimates.
+- :mod:`compiler.placement` — fragment-to-node assignment, teleports, readout node.
+- :mod:`compiler.planner` — :func:`plan_circuit` and :class:`PlannerOptions`.
+"""
+
+from compiler.capability import supports_gate, unsupported_gates
+from compiler.dag import Fragment, FragmentDAG
+from compiler.export import to_quantum_circuit
+from compiler.errors import InfeasiblePlanError, QasmValidationError
+from compiler.ingest import from_quantum_circuit, parse_qasm
+from compiler.ir import CircuitIR, Measurement, Operation, Register
+from compiler.partition import split_fragments
+from compiler.plan import FragmentPlan, Plan
+from compiler.planner import PlannerOptions, plan_circuit
+
+__all__ = [
+    "CircuitIR",
+    "Fragment",
+    "FragmentDAG",
+    "FragmentPlan",
+    "InfeasiblePlanError",
+    "Measurement",
+    "Operation",
+    "Plan",
+    "PlannerOptions",
+    "QasmValidationError",
+    "Register",
+    "from_quantum_circuit",
+    "parse_qasm",
+    "plan_circuit",
+    "split_fragments",
+    "supports_gate",
+    "to_quantum_circuit",
+    "unsupported_gates",
+]

@@ -1,0 +1,1 @@
+"""The qb2 coordinator daemon: registry, planner calls, runtime, job API, persistence."""

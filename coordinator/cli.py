@@ -1,0 +1,224 @@
+"""The ``qb2`` command line: run daemons, a local cluster, and talk to the job API.
+
+Run ``qb2 --help`` or ``qb2 COMMAND --help`` for details.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import trio
+import typer
+
+app = typer.Typer(
+    name="qb2",
+    help="Peer-to-peer coordinator for distributed quantum circuit execution over libp2p.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (or $QB2_CONFIG)")]
+UrlOpt = Annotated[str, typer.Option("--url", envvar="QB2_URL", help="coordinator API base URL")]
+DEFAULT_URL = "http://127.0.0.1:8700"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+async def _until_signal(fn: Any, *args: Any, **kwargs: Any) -> None:
+    """Run ``fn`` until SIGINT or SIGTERM, then cancel it cleanly."""
+    async with trio.open_nursery() as nursery:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            nursery.start_soon(lambda: fn(*args, **kwargs))
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
+                break
+
+
+@app.command()
+def coordinator(
+    config: ConfigOpt = None,
+    api_port: Annotated[Optional[int], typer.Option(help="HTTP port (0: ephemeral); overrides api.port")] = None,
+    listen: Annotated[Optional[str], typer.Option(help="libp2p listen multiaddr; overrides p2p.listen")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="database and identity folder; overrides data_dir")] = None,
+    ready_file: Annotated[Optional[Path], typer.Option(help="write API URL and multiaddrs here when ready")] = None,
+) -> None:
+    """Run the coordinator daemon: libp2p host, registry, job workers and the HTTP API."""
+    from coordinator.config import ConfigError, load_settings
+    from coordinator.daemon import run_coordinator
+    from protocol.logfmt import configure_logging
+
+    overrides: dict[str, Any] = {}
+    try:
+        settings = load_settings(config)
+        if api_port is not None:
+            overrides["api"] = settings.api.model_copy(update={"port": api_port})
+        if listen is not None:
+            overrides["p2p"] = settings.p2p.model_copy(update={"listen": listen})
+        if data_dir is not None:
+            overrides["data_dir"] = data_dir
+        settings = settings.model_copy(update=overrides)
+    except ConfigError as exc:
+        _fail(str(exc))
+    configure_logging(settings.log_level, component="coordinator")
+    trio.run(_until_signal, run_coordinator, settings, ready_file=ready_file)
+
+
+@app.command()
+def node(
+    config: ConfigOpt = None,
+    profile: Annotated[Optional[str], typer.Option(help="built-in profile: ibm-like, ion-like, cz-native, single-qubit, ideal")] = None,
+    name: Annotated[Optional[str], typer.Option(help="node label; also names its state folder")] = None,
+    qubits: Annotated[Optional[int], typer.Option(help="largest fragment width accepted")] = None,
+    native_gates: Annotated[Optional[str], typer.Option(help="comma-separated native gates, e.g. cx,rz,sx,x")] = None,
+    bootstrap: Annotated[Optional[list[str]], typer.Option(help="coordinator multiaddr with /p2p/<peer id>; repeatable")] = None,
+    listen: Annotated[Optional[str], typer.Option(help="libp2p listen multiaddr")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="state folder root")] = None,
+    ready_file: Annotated[Optional[Path], typer.Option(help="write peer ID and multiaddrs here when listening")] = None,
+) -> None:
+    """Run a service node: a simulated QPU that advertises itself and executes fragments."""
+    import os
+
+    from protocol.logfmt import configure_logging
+    from service_node.config import NodeConfigError, load_node_settings
+    from service_node.daemon import run_node
+
+    if config is not None:
+        os.environ["QB2_CONFIG"] = str(config)
+    gates = [g.strip() for g in native_gates.split(",") if g.strip()] if native_gates else None
+    try:
+        settings = load_node_settings(profile, name=name, qubits=qubits, native_gates=gates)
+    except NodeConfigError as exc:
+        _fail(str(exc))
+    updates: dict[str, Any] = {}
+    if bootstrap or listen:
+        updates["p2p"] = settings.p2p.model_copy(update={k: v for k, v in
+                                                         {"bootstrap": bootstrap, "listen": listen}.items() if v})
+    if data_dir is not None:
+        updates["data_dir"] = data_dir
+    settings = settings.model_copy(update=updates)
+    configure_logging(settings.log_level, component="node")
+    trio.run(_until_signal, run_node, settings, ready_file=ready_file)
+
+
+@app.command()
+def up(
+    nodes: Annotated[int, typer.Option(help="number of service nodes (profiles cycle through the built-ins)")] = 4,
+    api_port: Annotated[int, typer.Option(help="coordinator API port (0: ephemeral)")] = 8700,
+    data_dir: Annotated[Optional[Path], typer.Option(help="cluster data folder (default: a new temporary one)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Start a local cluster (coordinator + service nodes on 127.0.0.1) and run until Ctrl-C."""
+    from coordinator.cluster import DEFAULT_NODES, LocalCluster, NodeSpec
+
+    specs = [NodeSpec(f"{DEFAULT_NODES[i % 4].name}{'' if i < 4 else i}", DEFAULT_NODES[i % 4].profile)
+             for i in range(nodes)]
+    root = data_dir or Path(tempfile.mkdtemp(prefix="qb2-"))
+    cluster = LocalCluster(root, specs, api_port=api_port, config=config)
+    try:
+        cluster.start()
+    except (RuntimeError, TimeoutError) as exc:
+        _fail(f"cluster did not start: {exc} (logs in {cluster.log_dir})", 1)
+    typer.echo(cluster.api_url)
+    typer.echo(f"coordinator {cluster.coordinator_multiaddr}", err=True)
+    typer.echo(f"{len(specs)} nodes up; logs in {cluster.log_dir}; Ctrl-C to stop", err=True)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM}) if hasattr(signal, "sigwait") else signal.pause()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.stop()
+
+
+@app.command()
+def demo(
+    nodes: Annotated[int, typer.Option(help="number of service nodes")] = 4,
+    shots: Annotated[int, typer.Option(help="shots per circuit")] = 2000,
+    seed: Annotated[int, typer.Option(help="simulator seed")] = 7,
+) -> None:
+    """Start a local cluster, run real mqt-bench circuits through it, print a table, stop."""
+    from experiments.demo import run_demo
+
+    raise typer.Exit(run_demo(nodes=nodes, shots=shots, seed=seed))
+
+
+@app.command()
+def submit(
+    file: Annotated[Path, typer.Argument(help="OpenQASM 2 or 3 file", exists=True, dir_okay=False)],
+    shots: Annotated[Optional[int], typer.Option(help="measurement repetitions")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="simulator seed")] = None,
+    wait: Annotated[bool, typer.Option(help="wait for the result and print it")] = False,
+    url: UrlOpt = DEFAULT_URL,
+) -> None:
+    """Submit a circuit; prints the job id (or, with --wait, the result as JSON)."""
+    from coordinator.client import ApiError, Client
+
+    with Client(url) as client:
+        try:
+            job = client.submit(file.read_text(), shots=shots, seed=seed, name=file.stem)
+            if not wait:
+                typer.echo(job["job_id"])
+                return
+            final = client.wait(job["job_id"])
+            body = client.result(job["job_id"]) if final["state"] == "COMPLETED" else final
+        except ApiError as exc:
+            _fail(f"{exc.message} {json.dumps(exc.details) if exc.details else ''}".strip(), 1)
+        typer.echo(json.dumps(body, indent=2))
+        if body.get("state") != "COMPLETED":
+            raise typer.Exit(1)
+
+
+@app.command()
+def status(job_id: str, url: UrlOpt = DEFAULT_URL) -> None:
+    """Print a job's state and metadata as JSON."""
+    from coordinator.client import ApiError, Client
+
+    with Client(url) as client:
+        try:
+            typer.echo(json.dumps(client.status(job_id), indent=2))
+        except ApiError as exc:
+            _fail(exc.message, 1)
+
+
+@app.command()
+def result(job_id: str, url: UrlOpt = DEFAULT_URL) -> None:
+    """Print a completed job's counts, fidelities and fragment records as JSON."""
+    from coordinator.client import ApiError, Client
+
+    with Client(url) as client:
+        try:
+            typer.echo(json.dumps(client.result(job_id), indent=2))
+        except ApiError as exc:
+            _fail(exc.message, 1)
+
+
+@app.command("nodes")
+def list_nodes(url: UrlOpt = DEFAULT_URL) -> None:
+    """List the nodes in the coordinator's registry."""
+    from coordinator.client import Client
+
+    with Client(url) as client:
+        body = client.nodes()
+    typer.echo(f"{'name':<10} {'status':<10} {'qubits':>6}  {'f1q':>7} {'f2q':>7} {'ro':>6}  native gates")
+    for n in body["nodes"]:
+        f = n["fidelity"]
+        typer.echo(f"{n['name']:<10} {n['status']:<10} {n['qubits']:>6}  {f['gate_1q']:>7.4f} {f['gate_2q']:>7.4f} "
+                   f"{f['readout']:>6.3f}  {','.join(n['native_gates'])}")
+    typer.echo(f"{body['available']} available of {len(body['nodes'])}")
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -1,0 +1,128 @@
+"""Configuration (FR-011): a TOML file, then ``QB2_`` environment overrides.
+
+Precedence, highest first: explicit keyword arguments (CLI flags), environment
+variables (``QB2_API__PORT=8800``; nested keys joined by ``__``), the TOML file
+(``--config PATH`` or ``QB2_CONFIG``), then the defaults below.
+``config.example.toml`` documents every key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from protocol.settings import DiscoverySettings, P2PSettings
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ApiSettings(_Section):
+    """HTTP job API. ``port = 0`` picks a free ephemeral port."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8700, ge=0, le=65535)
+
+
+class CompilerSettings(_Section):
+    """Planner options (FR-004); see :class:`compiler.PlannerOptions`."""
+
+    max_fragment_qubits: int = Field(default=4, ge=1, le=64)
+    max_fragment_ops: int = Field(default=12, ge=1, le=100_000)
+    link_fidelity: float = Field(default=0.99, gt=0.0, le=1.0)
+    density_matrix_max_qubits: int = Field(default=8, ge=1, le=14)
+    statevector_max_qubits: int = Field(default=24, ge=1, le=30)
+
+
+class RuntimeSettings(_Section):
+    """Job execution (FR-006)."""
+
+    max_concurrent_jobs: int = Field(default=4, ge=1, le=256)
+    execute_timeout_s: float = Field(default=60.0, gt=0.0, le=3600.0)
+    queue_capacity: int = Field(default=1000, ge=1, le=1_000_000)
+
+
+class LimitSettings(_Section):
+    """Input limits checked before parsing (FR-014)."""
+
+    max_qasm_bytes: int = Field(default=512 * 1024, ge=16)
+    max_shots: int = Field(default=100_000, ge=1, le=1_000_000)
+    default_shots: int = Field(default=1024, ge=1)
+
+
+class Settings(BaseSettings):
+    """All qb2 settings; both daemons and the CLI read this one model."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="QB2_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        toml_file=None,
+    )
+
+    data_dir: Path = Path("data")
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    api: ApiSettings = ApiSettings()
+    p2p: P2PSettings = P2PSettings()
+    discovery: DiscoverySettings = DiscoverySettings()
+    compiler: CompilerSettings = CompilerSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
+    limits: LimitSettings = LimitSettings()
+    node: dict[str, Any] = Field(default_factory=dict, description="read by `qb2 node`, see service_node.config")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = os.environ.get("QB2_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+
+class ConfigError(Exception):
+    """Invalid configuration; the message names the key, the value and what is allowed."""
+
+
+def load_settings(config_path: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``config_path`` (or ``$QB2_CONFIG``), the environment and ``overrides``.
+
+    Raises:
+        ConfigError: the file is missing or not TOML, or a value is invalid.
+    """
+    if config_path is not None:
+        os.environ["QB2_CONFIG"] = str(config_path)
+    path = os.environ.get("QB2_CONFIG")
+    if path and not Path(path).is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    except ValueError as exc:  # tomllib.TOMLDecodeError is a ValueError
+        raise ConfigError(f"config file {path}: {exc}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        value = err.get("input")
+        shown = "" if isinstance(value, dict) else f" = {value!r}"
+        lines.append(f"{key}{shown}: {err['msg']}")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

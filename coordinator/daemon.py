@@ -1,0 +1,99 @@
+"""The coordinator daemon: one trio process holding the libp2p host, the job
+workers and the HTTP API (FR-002, FR-006, FR-009).
+
+Task tree (all in one nursery owned by :func:`run_coordinator`)::
+
+    run_coordinator
+    ├── libp2p host + Pubsub + GossipSub services
+    ├── CoordinatorNetwork.ingest_advertisements   (advert topic -> registry)
+    ├── CoordinatorService.run_workers              (queue -> compile -> execute)
+    └── hypercorn.trio.serve                        (FastAPI job API)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import multiaddr
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve
+from libp2p.tools.anyio_service import background_trio_service
+
+from coordinator.api import create_app
+from coordinator.config import Settings
+from coordinator.p2p import CoordinatorNetwork
+from coordinator.registry import Registry
+from coordinator.service import CoordinatorService
+from coordinator.store import JobStore
+from protocol.execute import ExecuteRequest, ExecuteResponse
+from protocol.transport import load_or_create_identity, make_host, make_pubsub
+
+log = logging.getLogger("qb2.coordinator")
+
+
+@dataclass(frozen=True)
+class CoordinatorInfo:
+    """Where a started coordinator can be reached."""
+
+    api_url: str
+    peer_id: str
+    multiaddrs: list[str]
+
+
+async def run_coordinator(
+    settings: Settings,
+    *,
+    ready_file: Path | None = None,
+    task_status: trio.TaskStatus[CoordinatorInfo] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the coordinator until cancelled.
+
+    Args:
+        ready_file: if given, :class:`CoordinatorInfo` is written there as JSON
+            once the API and the libp2p host listen (ports may be ephemeral).
+    """
+    store = JobStore(settings.data_dir / "coordinator.db")
+    key_pair = load_or_create_identity(settings.data_dir / "coordinator" / "identity.key")
+    host = make_host(key_pair)
+    pubsub, router = make_pubsub(host, settings.discovery.gossip_heartbeat_s)
+    registry = Registry(settings.discovery.registry_ttl_s)
+    network = CoordinatorNetwork(host, pubsub, registry, settings.p2p.max_frame_mib * 1024 * 1024)
+
+    async def invoke(node_id: str, request: ExecuteRequest, payload: bytes) -> tuple[ExecuteResponse, bytes]:
+        header, out, _ = await network.invoke(node_id, request, payload, settings.runtime.execute_timeout_s)
+        return header, out
+
+    service = CoordinatorService(settings, registry, store, invoke)
+    try:
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(host.run(listen_addrs=[multiaddr.Multiaddr(settings.p2p.listen)]))
+            for svc in (pubsub, router):
+                await stack.enter_async_context(background_trio_service(svc))
+            await pubsub.wait_until_ready()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(network.ingest_advertisements)
+                nursery.start_soon(service.run_workers)
+                await service.recover()
+                config = HypercornConfig()
+                config.bind = [f"{settings.api.host}:{settings.api.port}"]
+                config.accesslog = None
+                config.errorlog = logging.getLogger("hypercorn.error")
+                binds = await nursery.start(serve, create_app(service, network.peer_id), config)
+                info = CoordinatorInfo(
+                    api_url=binds[0], peer_id=network.peer_id, multiaddrs=[str(a) for a in host.get_addrs()]
+                )
+                log.info("coordinator ready", extra={"api_url": info.api_url, "peer_id": info.peer_id,
+                                                     "multiaddrs": info.multiaddrs})
+                if ready_file is not None:
+                    ready_file.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = ready_file.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(info.__dict__))
+                    tmp.replace(ready_file)
+                task_status.started(info)
+    finally:
+        store.close()

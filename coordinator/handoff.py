@@ -1,0 +1,107 @@
+"""The simulated quantum state handed from fragment to fragment (DESIGN.md, Execution semantics).
+
+The state is kept as independent *components*: qubit groups that have not yet
+interacted carry separate states, so fragments on different components can run
+concurrently on different nodes. A fragment touching several components first
+merges them (tensor product). Within a component, qubits are kept in ascending
+circuit order, so local index ``k`` is the ``k``-th smallest circuit qubit and
+the layout matches Qiskit's little-endian convention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from protocol.execute import Representation
+from protocol.state import zero_state
+
+
+@dataclass
+class Component:
+    """A group of circuit qubits (ascending) and their joint state."""
+
+    qubits: tuple[int, ...]
+    state: np.ndarray
+
+    def local(self, qubit: int) -> int:
+        """Local index of circuit qubit ``qubit`` in this component."""
+        return self.qubits.index(qubit)
+
+
+def reorder(state: np.ndarray, representation: Representation, order: tuple[int, ...]) -> np.ndarray:
+    """Permute a state whose local qubit ``k`` is circuit qubit ``order[k]`` into ascending order.
+
+    Args:
+        state: shape ``(2**n,)`` or ``(2**n, 2**n)``.
+        order: circuit qubit per local index, length ``n``.
+    """
+    n = len(order)
+    target = tuple(sorted(order))
+    if target == order:
+        return state
+    perm = [order.index(q) for q in target]  # new local k' <- old local perm[k']
+    # Tensor axis a (big-endian) holds local qubit n-1-a.
+    axes = [n - 1 - perm[n - 1 - a] for a in range(n)]
+    if representation == "statevector":
+        return state.reshape([2] * n).transpose(axes).reshape(1 << n)
+    axes2 = axes + [n + a for a in axes]
+    return state.reshape([2] * (2 * n)).transpose(axes2).reshape(1 << n, 1 << n)
+
+
+class QuantumState:
+    """All components of one job's simulated state.
+
+    Args:
+        num_qubits: circuit width; every qubit starts in its own |0> component.
+        representation: ``density_matrix`` or ``statevector``.
+    """
+
+    def __init__(self, num_qubits: int, representation: Representation) -> None:
+        self.num_qubits = num_qubits
+        self.representation = representation
+        self._of: dict[int, Component] = {}
+        for q in range(num_qubits):
+            self._of[q] = Component((q,), zero_state(representation, 1))
+
+    def components_of(self, qubits: Iterable[int]) -> list[Component]:
+        """Distinct components holding ``qubits``, ordered by their smallest qubit."""
+        seen: dict[int, Component] = {}
+        for q in qubits:
+            comp = self._of[q]
+            seen[id(comp)] = comp
+        return sorted(seen.values(), key=lambda c: c.qubits[0])
+
+    def gather(self, qubits: Iterable[int]) -> Component:
+        """Merge the components holding ``qubits`` into one and return it."""
+        comps = self.components_of(qubits)
+        if len(comps) == 1:
+            return comps[0]
+        order: tuple[int, ...] = ()
+        state = np.ones((1, 1) if self.representation == "density_matrix" else 1, dtype=np.complex128)
+        for comp in comps:
+            # The accumulated part is the low (less significant) qubits.
+            state = np.kron(comp.state, state)
+            order += comp.qubits
+        merged = Component(tuple(sorted(order)), reorder(state, self.representation, order))
+        for q in merged.qubits:
+            self._of[q] = merged
+        return merged
+
+    def update(self, component: Component, state: np.ndarray) -> None:
+        """Replace ``component``'s state with the state a node returned.
+
+        Raises:
+            ValueError: the shape does not match the component's width.
+        """
+        dim = 1 << len(component.qubits)
+        expected = (dim, dim) if self.representation == "density_matrix" else (dim,)
+        if state.shape != expected:
+            raise ValueError(f"returned state has shape {state.shape}, expected {expected}")
+        component.state = state
+
+    def full(self) -> np.ndarray:
+        """The whole state over circuit qubits ``0..n-1`` (merges everything)."""
+        return self.gather(range(self.num_qubits)).state

@@ -1,0 +1,106 @@
+"""Job and fragment records: what the API returns and the store persists (FR-006, FR-009)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class JobState(StrEnum):
+    """Lifecycle of a job (FR-009). COMPLETED, FAILED and CANCELLED are final."""
+
+    QUEUED = "QUEUED"
+    COMPILING = "COMPILING"
+    EXECUTING = "EXECUTING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def final(self) -> bool:
+        """Whether no further transition can happen."""
+        return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+
+
+FragmentStatus = Literal["PENDING", "RUNNING", "DONE", "FAILED"]
+
+
+class ErrorInfo(BaseModel):
+    """A structured error: machine-readable ``code``, human ``message``, optional ``details``."""
+
+    code: str
+    message: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class FragmentRecord(BaseModel):
+    """Execution record of one fragment (FR-006): when, where, and how it went.
+
+    ``started_at`` / ``ended_at`` are Unix seconds; ``round_trip_s`` is the
+    coordinator-measured invocation time and ``simulation_s`` the node's
+    simulator time, both in seconds.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    fragment_id: str
+    kind: Literal["gates", "readout"]
+    node_id: str
+    status: FragmentStatus = "PENDING"
+    started_at: float | None = None
+    ended_at: float | None = None
+    attempts: int = 0
+    error: str | None = None
+    qubits: tuple[int, ...] = ()
+    ebits: int = 0
+    native_op_counts: dict[str, int] = Field(default_factory=dict)
+    round_trip_s: float | None = None
+    simulation_s: float | None = None
+
+
+class JobResult(BaseModel):
+    """What a completed job produced.
+
+    Attributes:
+        counts: bitstring -> shots, bitstrings in Qiskit's format (registers
+            separated by spaces, highest clbit first).
+        shots / seed: as run.
+        representation: simulated state kind handed between nodes.
+        estimated_fidelity: product over native gates, readouts and ebits of
+            the fidelities the nodes advertise (DESIGN.md), in [0, 1].
+        measured_fidelity: Hellinger fidelity of ``counts`` against the ideal
+            distribution, in [0, 1]; None when the ideal is not computable.
+        nodes_used: distinct node ids that ran fragments.
+        total_ebits: qubits teleported between nodes.
+        execution_s: from the first fragment's start to the readout's end, seconds.
+        fragments: one record per fragment.
+    """
+
+    counts: dict[str, int]
+    shots: int
+    seed: int | None
+    representation: str
+    estimated_fidelity: float
+    measured_fidelity: float | None
+    nodes_used: list[str]
+    total_ebits: int
+    execution_s: float
+    fragments: list[FragmentRecord]
+
+
+class JobRecord(BaseModel):
+    """A job as stored and as returned by ``GET /api/v1/jobs/{id}``."""
+
+    job_id: str
+    state: JobState
+    created_at: float
+    updated_at: float
+    name: str
+    format: Literal["qasm2", "qasm3"]
+    shots: int
+    seed: int | None
+    num_qubits: int
+    num_operations: int
+    error: ErrorInfo | None = None

@@ -1,0 +1,93 @@
+"""The coordinator's libp2p side: advertisement intake and fragment invocation.
+
+Advertisements arrive on :data:`protocol.ids.ADVERT_TOPIC`; pubsub has already
+checked the message signature (strict signing), and
+:func:`protocol.advert.parse_advertisement` checks that the advertised
+``node_id`` is the signer. Invocations open one stream per request over the
+long-lived connection that the node dialled (connecting costs ~250 ms; a
+stream costs one round trip).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import trio
+from libp2p.abc import IHost
+from libp2p.custom_types import TProtocol
+from libp2p.peer.id import ID
+from libp2p.pubsub.pubsub import Pubsub
+
+from coordinator.registry import Registry
+from protocol.advert import AdvertisementRejected, parse_advertisement
+from protocol.execute import ExecuteRequest, ExecuteResponse
+from protocol.framing import read_frame, write_frame
+from protocol.ids import ADVERT_TOPIC, EXECUTE_PROTOCOL_ID
+
+log = logging.getLogger("qb2.coordinator.p2p")
+
+
+class InvocationError(Exception):
+    """A node could not be reached or sent back no valid response."""
+
+
+class CoordinatorNetwork:
+    """The coordinator's libp2p host, its pubsub service and the registry it feeds."""
+
+    def __init__(self, host: IHost, pubsub: Pubsub, registry: Registry, max_frame_bytes: int) -> None:
+        self.host = host
+        self.pubsub = pubsub
+        self.registry = registry
+        self.max_frame_bytes = max_frame_bytes
+        self.peer_id = host.get_id().to_base58()
+
+    async def ingest_advertisements(self) -> None:
+        """Consume the advert topic forever, feeding valid advertisements to the registry.
+
+        The subscription queue holds 32 messages and drops the rest, so this
+        loop does nothing slow.
+        """
+        subscription = await self.pubsub.subscribe(ADVERT_TOPIC)
+        while True:
+            message = await subscription.get()
+            signer = ID(message.from_id).to_base58()
+            try:
+                advert = parse_advertisement(message.data, signer)
+            except AdvertisementRejected as exc:
+                self.registry.rejected += 1
+                log.warning("advertisement rejected", extra={"peer_id": signer, "reason": exc.reason})
+                continue
+            if self.registry.observe(advert) and self.registry.get(advert.node_id).adverts_seen == 1:
+                log.info(
+                    "node discovered",
+                    extra={"peer_id": advert.node_id, "node_name": advert.name, "qubits": advert.qubit_range.max},
+                )
+
+    async def invoke(
+        self, node_id: str, request: ExecuteRequest, payload: bytes, timeout_s: float
+    ) -> tuple[ExecuteResponse, bytes, float]:
+        """Send one fragment to ``node_id`` and wait for its response.
+
+        Returns:
+            ``(response header, response payload, round-trip seconds)``.
+
+        Raises:
+            InvocationError: no connection, stream failure, malformed response,
+                or no answer within ``timeout_s`` seconds.
+        """
+        started = time.perf_counter()
+        try:
+            with trio.fail_after(timeout_s):
+                stream = await self.host.new_stream(ID.from_base58(node_id), [TProtocol(EXECUTE_PROTOCOL_ID)])
+                try:
+                    await write_frame(stream, request, payload)
+                    header, out = await read_frame(stream, ExecuteResponse, max_payload=self.max_frame_bytes)
+                finally:
+                    with trio.move_on_after(1):
+                        await stream.close()
+        except trio.TooSlowError:
+            raise InvocationError(f"node {node_id} did not answer within {timeout_s} s") from None
+        except Exception as exc:
+            raise InvocationError(f"node {node_id} unreachable: {type(exc).__name__}: {exc}") from exc
+        return header, out, time.perf_counter() - started

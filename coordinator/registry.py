@@ -1,0 +1,115 @@
+"""The service registry (FR-002): the coordinator's view of live nodes.
+
+Fed by validated advertisements; an entry whose latest advertisement is older
+than the TTL reads as ``stale`` (unavailable) until the node advertises again.
+Freshness is computed at read time from the clock, so no sweeper task exists
+that could fall behind.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from protocol.advert import ServiceAdvertisement
+
+NodeStatus = Literal["available", "busy", "draining", "stale"]
+
+
+@dataclass
+class RegistryEntry:
+    """The newest advertisement of one node and when it arrived (``received_at``, Unix seconds)."""
+
+    advert: ServiceAdvertisement
+    received_at: float
+    adverts_seen: int = 1
+
+
+class Registry:
+    """Latest advertisement per node, with TTL-based staleness.
+
+    Args:
+        ttl_s: seconds after which an entry without a new advertisement is stale.
+        clock: returns Unix seconds; injectable for tests.
+    """
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.time) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._entries: dict[str, RegistryEntry] = {}
+        self.rejected = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def observe(self, advert: ServiceAdvertisement) -> bool:
+        """Record a validated advertisement.
+
+        Returns:
+            True if it changed the registry: a new node, or a newer sequence
+            number for a known one. Replays of an older sequence are ignored,
+            unless the node restarted (sequence went back to a low value with a
+            newer timestamp).
+        """
+        now = self._clock()
+        entry = self._entries.get(advert.node_id)
+        if entry is None:
+            self._entries[advert.node_id] = RegistryEntry(advert, now)
+            return True
+        newer = advert.sequence > entry.advert.sequence or advert.timestamp > entry.advert.timestamp
+        if not newer:
+            return False
+        entry.advert, entry.received_at = advert, now
+        entry.adverts_seen += 1
+        return True
+
+    def status(self, node_id: str) -> NodeStatus:
+        """``stale`` when the last advertisement is older than the TTL, else the advertised availability.
+
+        Raises:
+            KeyError: unknown node.
+        """
+        entry = self._entries[node_id]
+        if self._clock() - entry.received_at > self.ttl_s:
+            return "stale"
+        return entry.advert.availability
+
+    def entries(self) -> list[RegistryEntry]:
+        """All entries, sorted by node id (stale ones included)."""
+        return [self._entries[k] for k in sorted(self._entries)]
+
+    def get(self, node_id: str) -> RegistryEntry | None:
+        """The entry of ``node_id``, or None."""
+        return self._entries.get(node_id)
+
+    def query(
+        self,
+        *,
+        gate: str | None = None,
+        min_fidelity: float | None = None,
+        min_qubits: int | None = None,
+        include_unavailable: bool = False,
+    ) -> list[ServiceAdvertisement]:
+        """Advertisements matching every given filter, sorted by node id.
+
+        Args:
+            gate: a native gate the node must have.
+            min_fidelity: floor on the node's two-qubit gate fidelity, in [0, 1].
+            min_qubits: the node must accept fragments at least this wide.
+            include_unavailable: also return stale / busy / draining nodes.
+        """
+        out = []
+        for entry in self.entries():
+            advert = entry.advert
+            if not include_unavailable and self.status(advert.node_id) != "available":
+                continue
+            if gate is not None and gate not in advert.native_gates:
+                continue
+            if min_fidelity is not None and advert.fidelity.gate_2q < min_fidelity:
+                continue
+            if min_qubits is not None and advert.qubit_range.max < min_qubits:
+                continue
+            out.append(advert)
+        return out

@@ -1,0 +1,206 @@
+"""Run a plan's fragments in dependency order (FR-006).
+
+The runtime owns the job's :class:`~coordinator.handoff.QuantumState`. A
+fragment starts when all the fragments it depends on are done and no running
+fragment holds any of its state components; it is sent with its component's
+state to its node, and the returned state replaces the component. Fragments on
+components that have not yet interacted run concurrently. The readout fragment
+runs last and yields the counts.
+
+The transport is a parameter (:data:`Invoker`): the daemon passes libp2p
+invocation, and a test may pass the node's own handler to run the same code
+path without a network.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import numpy as np
+import trio
+
+from compiler.ir import CircuitIR
+from compiler.plan import FragmentPlan, Plan
+from coordinator.handoff import Component, QuantumState
+from coordinator.jobs import FragmentRecord
+from protocol.execute import ClbitRegister, ExecuteRequest, ExecuteResponse, GateOp
+from protocol.state import pack_state, unpack_state
+
+log = logging.getLogger("qb2.coordinator.runtime")
+
+#: ``invoke(node_id, request, payload) -> (response, payload)``; raises on transport failure.
+Invoker = Callable[[str, ExecuteRequest, bytes], Awaitable[tuple[ExecuteResponse, bytes]]]
+#: Called with a fragment's record at each status change, before the runtime acts on it.
+RecordSink = Callable[[FragmentRecord], Awaitable[None]]
+
+
+class FragmentFailed(Exception):
+    """A fragment could not be run; names the fragment, the node and why."""
+
+    def __init__(self, fragment_id: str, node_id: str, reason: str) -> None:
+        super().__init__(f"fragment {fragment_id} on node {node_id} failed: {reason}")
+        self.fragment_id = fragment_id
+        self.node_id = node_id
+        self.reason = reason
+
+
+@dataclass
+class Execution:
+    """What running a plan produced.
+
+    Attributes:
+        counts: readout outcomes (empty when the circuit measures nothing).
+        records: one per fragment, in plan order.
+        final_state: the state before readout, over circuit qubits ``0..n-1``
+            (only when requested: it can be large).
+        execution_s: seconds from the first dispatch to the last response.
+    """
+
+    counts: dict[str, int]
+    records: list[FragmentRecord]
+    final_state: np.ndarray | None
+    execution_s: float
+
+
+async def _noop(_: FragmentRecord) -> None:
+    return None
+
+
+async def execute_plan(
+    plan: Plan,
+    ir: CircuitIR,
+    invoke: Invoker,
+    *,
+    job_id: str,
+    shots: int,
+    seed: int | None,
+    on_record: RecordSink = _noop,
+    keep_final_state: bool = False,
+) -> Execution:
+    """Execute ``plan`` for circuit ``ir`` and return counts and fragment records.
+
+    Raises:
+        FragmentFailed: a node was unreachable or reported an error; the other
+            running fragments are cancelled.
+    """
+    state = QuantumState(ir.num_qubits, plan.representation)
+    records = {
+        f.fragment_id: FragmentRecord(
+            fragment_id=f.fragment_id, kind=f.kind, node_id=f.node_id, qubits=f.qubits, ebits=f.ebits
+        )
+        for f in plan.fragments
+    }
+    gate_fragments = [f for f in plan.fragments if f.kind == "gates"]
+    readout = next((f for f in plan.fragments if f.kind == "readout"), None)
+    started = time.perf_counter()
+
+    async def run(fragment: FragmentPlan, component: Component, request: ExecuteRequest) -> ExecuteResponse:
+        record = records[fragment.fragment_id]
+        record.status, record.started_at, record.attempts = "RUNNING", time.time(), record.attempts + 1
+        await on_record(record)
+        sent = time.perf_counter()
+        try:
+            response, payload = await invoke(fragment.node_id, request, pack_state(component.state))
+        except Exception as exc:
+            await _fail(record, str(exc), on_record)
+            raise FragmentFailed(fragment.fragment_id, fragment.node_id, str(exc)) from exc
+        record.round_trip_s = time.perf_counter() - sent
+        if not response.ok:
+            reason = f"{response.error.code}: {response.error.message}" if response.error else "unknown error"
+            await _fail(record, reason, on_record)
+            raise FragmentFailed(fragment.fragment_id, fragment.node_id, reason)
+        if fragment.kind == "gates":
+            try:
+                returned = unpack_state(payload, plan.representation, len(component.qubits))
+                state.update(component, returned)
+            except ValueError as exc:
+                await _fail(record, str(exc), on_record)
+                raise FragmentFailed(fragment.fragment_id, fragment.node_id, str(exc)) from exc
+        record.status, record.ended_at = "DONE", time.time()
+        record.native_op_counts = dict(response.native_op_counts)
+        record.simulation_s = response.simulation_s
+        await on_record(record)
+        return response
+
+    done: set[str] = set()
+    pending = list(gate_fragments)
+    holding: dict[str, Component] = {}  # running fragment -> the component it holds
+    finished_send, finished_recv = trio.open_memory_channel[str](len(gate_fragments) or 1)
+
+    async def run_and_report(fragment: FragmentPlan, component: Component, request: ExecuteRequest) -> None:
+        await run(fragment, component, request)
+        await finished_send.send(fragment.fragment_id)
+
+    async with trio.open_nursery() as nursery:
+        while pending or holding:
+            busy = {q for comp in holding.values() for q in comp.qubits}
+            for fragment in list(pending):
+                if not all(d in done for d in fragment.depends_on):
+                    continue
+                if any(q in busy for c in state.components_of(fragment.qubits) for q in c.qubits):
+                    continue
+                component = state.gather(fragment.qubits)
+                busy.update(component.qubits)
+                holding[fragment.fragment_id] = component
+                pending.remove(fragment)
+                request = _gate_request(job_id, plan, ir, fragment, component)
+                nursery.start_soon(run_and_report, fragment, component, request)
+            if not holding:
+                raise RuntimeError(f"plan deadlocked with {len(pending)} fragments pending")  # a planner bug
+            finished = await finished_recv.receive()
+            del holding[finished]
+            done.add(finished)
+
+    final_state = state.full().copy() if keep_final_state else None
+    counts: dict[str, int] = {}
+    if readout is not None:
+        component = state.gather(readout.qubits)
+        request = ExecuteRequest(
+            job_id=job_id,
+            fragment_id=readout.fragment_id,
+            kind="readout",
+            representation=plan.representation,
+            num_qubits=len(component.qubits),
+            measurements=tuple((component.local(m.qubit), m.clbit) for m in ir.measurements),
+            clbit_registers=_clbit_registers(ir),
+            shots=shots,
+            seed=seed,
+        )
+        counts = dict((await run(readout, component, request)).counts)
+    return Execution(
+        counts=counts,
+        records=[records[f.fragment_id] for f in plan.fragments],
+        final_state=final_state,
+        execution_s=time.perf_counter() - started,
+    )
+
+
+def _gate_request(job_id: str, plan: Plan, ir: CircuitIR, fragment: FragmentPlan, component: Component) -> ExecuteRequest:
+    ops = tuple(
+        GateOp(name=op.name, qubits=tuple(component.local(q) for q in op.qubits), params=op.params)
+        for op in (ir.operations[i] for i in fragment.operation_indices)
+    )
+    return ExecuteRequest(
+        job_id=job_id,
+        fragment_id=fragment.fragment_id,
+        kind="gates",
+        representation=plan.representation,
+        num_qubits=len(component.qubits),
+        ops=ops,
+        teleported_qubits=tuple(component.local(q) for q in fragment.teleported_qubits),
+        link_fidelity=plan.link_fidelity,
+    )
+
+
+def _clbit_registers(ir: CircuitIR) -> tuple[ClbitRegister, ...]:
+    if ir.cregs:
+        return tuple(ClbitRegister(name=r.name, size=r.size) for r in ir.cregs)
+    return (ClbitRegister(name="c", size=ir.num_clbits),) if ir.num_clbits else ()
+
+
+async def _fail(record: FragmentRecord, reason: str, on_record: RecordSink) -> None:
+    record.status, record.ended_at, record.error = "FAILED", time.time(), reason
+    await on_record(record)

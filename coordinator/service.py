@@ -1,0 +1,233 @@
+"""The coordinator's job pipeline: admit, queue, compile, execute, persist (FR-006, FR-009, FR-010).
+
+:class:`CoordinatorService` is what the HTTP API talks to. Admission
+(:meth:`CoordinatorService.submit`) parses and plans the circuit against the
+current registry *before* anything is stored, so bad input changes nothing and
+returns a structured error. An admitted job is persisted as QUEUED before its
+id is returned, so it is never lost: a restarted coordinator requeues every
+unfinished job (:meth:`CoordinatorService.recover`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+import trio
+
+from compiler import (
+    CircuitIR,
+    InfeasiblePlanError,
+    Plan,
+    PlannerOptions,
+    QasmValidationError,
+    parse_qasm,
+    plan_circuit,
+)
+from coordinator.config import Settings
+from coordinator.fidelity import estimated_fidelity, ideal_distribution, measured_fidelity
+from coordinator.jobs import ErrorInfo, FragmentRecord, JobRecord, JobResult, JobState
+from coordinator.registry import Registry
+from coordinator.runtime import FragmentFailed, Invoker, execute_plan
+from coordinator.store import JobStore
+
+log = logging.getLogger("qb2.coordinator.jobs")
+
+
+class SubmissionRejected(Exception):
+    """The submission was refused; ``status`` is the HTTP status, ``error`` the structured reason."""
+
+    def __init__(self, status: int, error: ErrorInfo) -> None:
+        super().__init__(error.message)
+        self.status = status
+        self.error = error
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A validated job request (the API's body, after schema validation)."""
+
+    qasm: str
+    format: Literal["qasm2", "qasm3"] | None
+    shots: int
+    seed: int | None
+    name: str | None
+
+
+def detect_format(text: str) -> Literal["qasm2", "qasm3"]:
+    """``qasm3`` if the version header says 3, else ``qasm2`` (the parser reports a missing header)."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("//"):
+            continue
+        return "qasm3" if stripped.replace(" ", "").upper().startswith("OPENQASM3") else "qasm2"
+    return "qasm2"
+
+
+class CoordinatorService:
+    """Admission, queue and workers of one coordinator.
+
+    Args:
+        settings: coordinator settings.
+        registry: live node registry (FR-002).
+        store: job persistence.
+        invoke: transport used to run fragments on nodes.
+    """
+
+    def __init__(self, settings: Settings, registry: Registry, store: JobStore, invoke: Invoker) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.store = store
+        self.invoke = invoke
+        self._queue_send, self._queue_recv = trio.open_memory_channel[str](settings.runtime.queue_capacity)
+        self.queued = 0
+
+    def planner_options(self) -> PlannerOptions:
+        """Planner options from the ``[compiler]`` settings."""
+        c = self.settings.compiler
+        return PlannerOptions(
+            max_fragment_qubits=c.max_fragment_qubits,
+            max_fragment_ops=c.max_fragment_ops,
+            link_fidelity=c.link_fidelity,
+            density_matrix_max_qubits=c.density_matrix_max_qubits,
+            statevector_max_qubits=c.statevector_max_qubits,
+        )
+
+    def compile(self, text: str, fmt: Literal["qasm2", "qasm3"], name: str) -> tuple[CircuitIR, Plan]:
+        """Parse and plan against the registry's available nodes.
+
+        Raises:
+            SubmissionRejected: 422 for invalid QASM or an infeasible circuit,
+                503 when no node is available.
+        """
+        try:
+            ir = parse_qasm(text, fmt, name=name)
+        except QasmValidationError as exc:
+            raise SubmissionRejected(422, ErrorInfo(code="invalid_qasm", message=exc.message,
+                                                    details=exc.to_dict())) from None
+        nodes = self.registry.query()
+        if not nodes:
+            raise SubmissionRejected(503, ErrorInfo(
+                code="no_nodes",
+                message="no service node is available; start one with `qb2 node --bootstrap <coordinator multiaddr>`",
+            ))
+        try:
+            plan = plan_circuit(ir, nodes, self.planner_options())
+        except InfeasiblePlanError as exc:
+            raise SubmissionRejected(422, ErrorInfo(code="infeasible", message=exc.message,
+                                                    details=exc.to_dict())) from None
+        return ir, plan
+
+    async def submit(self, submission: Submission) -> JobRecord:
+        """Validate, persist as QUEUED and enqueue a job; returns its record at once.
+
+        Raises:
+            SubmissionRejected: 413 over the QASM size limit, 422 invalid or
+                infeasible, 503 no nodes or queue full.
+        """
+        limits = self.settings.limits
+        if len(submission.qasm.encode()) > limits.max_qasm_bytes:
+            raise SubmissionRejected(413, ErrorInfo(
+                code="too_large", message=f"qasm is larger than the {limits.max_qasm_bytes}-byte limit"))
+        fmt = submission.format or detect_format(submission.qasm)
+        name = submission.name or "circuit"
+        ir, _ = await trio.to_thread.run_sync(self.compile, submission.qasm, fmt, name)
+        now = time.time()
+        job = JobRecord(
+            job_id=uuid.uuid4().hex, state=JobState.QUEUED, created_at=now, updated_at=now, name=name,
+            format=fmt, shots=submission.shots, seed=submission.seed, num_qubits=ir.num_qubits,
+            num_operations=ir.num_operations,
+        )
+        stats = self._queue_send.statistics()
+        if stats.current_buffer_used >= stats.max_buffer_size:
+            raise SubmissionRejected(503, ErrorInfo(code="queue_full", message="job queue is full; retry later"))
+        await self.store.insert_job(job, submission.qasm)  # persisted before it is acted on (FR-010)
+        await self._queue_send.send(job.job_id)
+        self.queued += 1
+        log.info("job queued", extra={"job_id": job.job_id, "job_name": name, "qubits": ir.num_qubits})
+        return job
+
+    async def recover(self) -> int:
+        """Requeue every job that was not finished when the coordinator stopped; returns how many."""
+        ids = await self.store.unfinished_job_ids()
+        for job_id in ids:
+            await self.store.set_state(job_id, JobState.QUEUED, time.time())
+            self._queue_send.send_nowait(job_id)
+        if ids:
+            log.info("requeued unfinished jobs", extra={"count": len(ids)})
+        return len(ids)
+
+    async def run_workers(self) -> None:
+        """Run ``runtime.max_concurrent_jobs`` workers until cancelled."""
+        async with trio.open_nursery() as nursery:
+            for _ in range(self.settings.runtime.max_concurrent_jobs):
+                nursery.start_soon(self._worker)
+
+    async def _worker(self) -> None:
+        async for job_id in self._queue_recv:
+            try:
+                await self.process(job_id)
+            except Exception:  # a bug in one job must not stop the worker
+                log.exception("job crashed", extra={"job_id": job_id})
+                await self._fail(job_id, ErrorInfo(code="internal", message="internal error; see coordinator log"))
+
+    async def process(self, job_id: str) -> None:
+        """Compile, execute and record one queued job."""
+        job = await self.store.get_job(job_id)
+        source = await self.store.get_source(job_id)
+        if job is None or source is None or job.state.final:
+            return
+        fmt, text = source
+        await self._transition(job_id, JobState.COMPILING)
+        try:
+            ir, plan = await trio.to_thread.run_sync(self.compile, text, fmt, job.name)
+        except SubmissionRejected as exc:
+            await self._fail(job_id, exc.error)
+            return
+        await self.store.set_plan(job_id, plan.to_json())
+        fidelities = {n.node_id: n.fidelity for n in self.registry.query(include_unavailable=True)}
+        await self._transition(job_id, JobState.EXECUTING)
+        timeout_s = self.settings.runtime.execute_timeout_s
+
+        async def invoke(node_id, request, payload):  # type: ignore[no-untyped-def]
+            with trio.fail_after(timeout_s):
+                return await self.invoke(node_id, request, payload)
+
+        async def on_record(record: FragmentRecord) -> None:
+            await self.store.save_fragment(job_id, record)
+
+        try:
+            execution = await execute_plan(plan, ir, invoke, job_id=job_id, shots=job.shots, seed=job.seed,
+                                           on_record=on_record)
+        except FragmentFailed as exc:
+            await self._fail(job_id, ErrorInfo(
+                code="fragment_failed", message=str(exc),
+                details={"fragment_id": exc.fragment_id, "node_id": exc.node_id, "reason": exc.reason}))
+            return
+        ideal = await trio.to_thread.run_sync(ideal_distribution, ir)
+        result = JobResult(
+            counts=execution.counts,
+            shots=job.shots,
+            seed=job.seed,
+            representation=plan.representation,
+            estimated_fidelity=estimated_fidelity(execution.records, fidelities, plan.link_fidelity),
+            measured_fidelity=measured_fidelity(execution.counts, ideal),
+            nodes_used=list(plan.nodes),
+            total_ebits=plan.total_ebits,
+            execution_s=execution.execution_s,
+            fragments=execution.records,
+        )
+        await self.store.complete(job_id, result, time.time())
+        log.info("job completed", extra={"job_id": job_id, "execution_s": round(execution.execution_s, 4),
+                                         "fragments": len(plan.fragments), "nodes": len(plan.nodes)})
+
+    async def _transition(self, job_id: str, state: JobState) -> None:
+        await self.store.set_state(job_id, state, time.time())
+        log.info("job state", extra={"job_id": job_id, "state": state.value})
+
+    async def _fail(self, job_id: str, error: ErrorInfo) -> None:
+        await self.store.set_state(job_id, JobState.FAILED, time.time(), error=error)
+        log.warning("job failed", extra={"job_id": job_id, "code": error.code, "reason": error.message})

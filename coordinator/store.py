@@ -1,0 +1,211 @@
+"""SQLite persistence for jobs and fragment records (FR-010).
+
+One connection, one writer: every call goes through :class:`JobStore`'s async
+methods, which run the blocking sqlite3 work in a worker thread serialised by a
+capacity limiter of 1 (``aiosqlite`` does not run under trio). WAL mode keeps
+readers from blocking the writer. The schema comes from ``migrations/``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import trio
+from yoyo import get_backend, read_migrations
+
+from coordinator.jobs import ErrorInfo, FragmentRecord, JobRecord, JobResult, JobState
+from migrations import MIGRATIONS_DIR
+
+T = TypeVar("T")
+
+_JOB_COLUMNS = (
+    "job_id, state, created_at, updated_at, name, format, shots, seed, num_qubits, num_operations, error_json"
+)
+
+
+def migrate(db_path: Path) -> None:
+    """Apply every pending migration to the database at ``db_path`` (created if missing)."""
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    backend = get_backend(f"sqlite:///{db_path}")
+    migrations = read_migrations(str(MIGRATIONS_DIR))
+    with backend.lock():
+        backend.apply_migrations(backend.to_apply(migrations))
+
+
+class JobStore:
+    """Jobs, plans, results and fragment records in one SQLite file.
+
+    Args:
+        db_path: database file; migrated on open.
+    """
+
+    def __init__(self, db_path: Path) -> None:
+        migrate(db_path)
+        self.db_path = db_path
+        self._conn = sqlite3.connect(db_path, check_same_thread=False, isolation_level=None)
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        self._lock = threading.Lock()
+        self._limiter = trio.CapacityLimiter(1)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        def locked() -> T:
+            with self._lock:
+                return fn(*args)
+
+        return await trio.to_thread.run_sync(locked, limiter=self._limiter)
+
+    # -- jobs -------------------------------------------------------------------------
+    async def insert_job(self, job: JobRecord, qasm: str) -> None:
+        """Persist a new job (state QUEUED) with its source text."""
+
+        def insert() -> None:
+            self._conn.execute(
+                "INSERT INTO jobs (job_id, state, created_at, updated_at, name, format, qasm, shots, seed,"
+                " num_qubits, num_operations) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                (job.job_id, job.state.value, job.created_at, job.updated_at, job.name, job.format, qasm,
+                 job.shots, job.seed, job.num_qubits, job.num_operations),
+            )
+
+        await self._run(insert)
+
+    async def set_state(
+        self, job_id: str, state: JobState, updated_at: float, *, error: ErrorInfo | None = None
+    ) -> None:
+        """Record a state transition (and the error for FAILED)."""
+        error_json = error.model_dump_json() if error else None
+        await self._run(
+            lambda: self._conn.execute(
+                "UPDATE jobs SET state=?, updated_at=?, error_json=COALESCE(?, error_json) WHERE job_id=?",
+                (state.value, updated_at, error_json, job_id),
+            )
+        )
+
+    async def set_plan(self, job_id: str, plan_json: str) -> None:
+        """Store the job's plan JSON."""
+        await self._run(lambda: self._conn.execute("UPDATE jobs SET plan_json=? WHERE job_id=?", (plan_json, job_id)))
+
+    async def complete(self, job_id: str, result: JobResult, updated_at: float) -> None:
+        """Store the result and mark the job COMPLETED in one transaction."""
+
+        def write() -> None:
+            with self._conn:
+                self._conn.execute("BEGIN")
+                self._conn.execute(
+                    "UPDATE jobs SET state=?, updated_at=?, result_json=? WHERE job_id=?",
+                    (JobState.COMPLETED.value, updated_at, result.model_dump_json(), job_id),
+                )
+
+        await self._run(write)
+
+    async def get_job(self, job_id: str) -> JobRecord | None:
+        """The job, or None if unknown."""
+        row = await self._run(
+            lambda: self._conn.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        )
+        return _job(row) if row else None
+
+    async def get_source(self, job_id: str) -> tuple[str, str] | None:
+        """``(format, qasm)`` of the job, or None."""
+        row = await self._run(
+            lambda: self._conn.execute("SELECT format, qasm FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        )
+        return (row["format"], row["qasm"]) if row else None
+
+    async def get_result(self, job_id: str) -> JobResult | None:
+        """The stored result, or None if the job has none (yet)."""
+        row = await self._run(
+            lambda: self._conn.execute("SELECT result_json FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        )
+        return JobResult.model_validate_json(row["result_json"]) if row and row["result_json"] else None
+
+    async def get_plan(self, job_id: str) -> str | None:
+        """The stored plan JSON, or None."""
+        row = await self._run(
+            lambda: self._conn.execute("SELECT plan_json FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        )
+        return row["plan_json"] if row else None
+
+    async def list_jobs(
+        self, *, state: JobState | None = None, limit: int = 50, offset: int = 0
+    ) -> tuple[list[JobRecord], int]:
+        """Jobs newest first, optionally filtered by state; returns ``(page, total matching)``."""
+        where, args = ("WHERE state=?", [state.value]) if state else ("", [])
+
+        def query() -> tuple[list[sqlite3.Row], int]:
+            total = self._conn.execute(f"SELECT COUNT(*) FROM jobs {where}", args).fetchone()[0]
+            rows = self._conn.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs {where} ORDER BY created_at DESC, job_id LIMIT ? OFFSET ?",
+                [*args, limit, offset],
+            ).fetchall()
+            return rows, total
+
+        rows, total = await self._run(query)
+        return [_job(r) for r in rows], total
+
+    async def unfinished_job_ids(self) -> list[str]:
+        """Ids of jobs not in a final state, oldest first (for recovery after a restart)."""
+        finals = tuple(s.value for s in JobState if s.final)
+        rows = await self._run(
+            lambda: self._conn.execute(
+                "SELECT job_id FROM jobs WHERE state NOT IN (?,?,?) ORDER BY created_at", finals
+            ).fetchall()
+        )
+        return [r["job_id"] for r in rows]
+
+    async def count_by_state(self) -> dict[str, int]:
+        """Number of jobs per state."""
+        rows = await self._run(
+            lambda: self._conn.execute("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state").fetchall()
+        )
+        return {r["state"]: r["n"] for r in rows}
+
+    # -- fragments ----------------------------------------------------------------------
+    async def save_fragment(self, job_id: str, record: FragmentRecord) -> None:
+        """Insert or replace one fragment record."""
+        detail = record.model_dump_json(exclude={"fragment_id", "kind", "node_id", "status", "started_at",
+                                                 "ended_at", "attempts", "error"})
+        await self._run(
+            lambda: self._conn.execute(
+                "INSERT OR REPLACE INTO fragments (job_id, fragment_id, kind, node_id, status, started_at,"
+                " ended_at, attempts, error, detail_json) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (job_id, record.fragment_id, record.kind, record.node_id, record.status, record.started_at,
+                 record.ended_at, record.attempts, record.error, detail),
+            )
+        )
+
+    async def list_fragments(self, job_id: str) -> list[FragmentRecord]:
+        """The job's fragment records, by fragment id order of creation."""
+        rows = await self._run(
+            lambda: self._conn.execute(
+                "SELECT * FROM fragments WHERE job_id=? ORDER BY CAST(SUBSTR(fragment_id, 2) AS INTEGER)", (job_id,)
+            ).fetchall()
+        )
+        return [
+            FragmentRecord(
+                fragment_id=r["fragment_id"], kind=r["kind"], node_id=r["node_id"], status=r["status"],
+                started_at=r["started_at"], ended_at=r["ended_at"], attempts=r["attempts"], error=r["error"],
+                **json.loads(r["detail_json"] or "{}"),
+            )
+            for r in rows
+        ]
+
+
+def _job(row: sqlite3.Row) -> JobRecord:
+    error = ErrorInfo.model_validate_json(row["error_json"]) if row["error_json"] else None
+    return JobRecord(
+        job_id=row["job_id"], state=JobState(row["state"]), created_at=row["created_at"],
+        updated_at=row["updated_at"], name=row["name"], format=row["format"], shots=row["shots"],
+        seed=row["seed"], num_qubits=row["num_qubits"], num_operations=row["num_operations"], error=error,
+    )

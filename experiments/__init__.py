@@ -1,0 +1,1 @@
+"""Experiments: benchmark circuits, the demo, and (later) the distributed-vs-centralized harness (FR-013)."""

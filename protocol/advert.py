@@ -1,0 +1,164 @@
+"""Service advertisement (FR-001): what a simulated QPU offers.
+
+A node publishes a JSON-encoded :class:`ServiceAdvertisement` on
+:data:`protocol.ids.ADVERT_TOPIC`. GossipSub signs every message with the
+publisher's libp2p key; :func:`parse_advertisement` rejects an advertisement
+whose ``node_id`` is not the peer that signed it, so a node cannot speak for
+another.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from protocol.ids import PROTOCOL_VERSION, major
+
+_GATE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+#: base58btc alphabet; libp2p peer IDs in their legacy text form use it.
+_PEER_ID = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{30,128}$")
+
+
+class Fidelities(BaseModel):
+    """Per-gate-class fidelities of a node, each a probability in (0, 1].
+
+    ``gate_1q`` and ``gate_2q`` are process fidelities of one native gate,
+    modelled as a depolarizing channel; ``readout`` is the probability that a
+    measured bit is reported correctly (symmetric bit flip).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gate_1q: float = Field(gt=0.0, le=1.0)
+    gate_2q: float = Field(gt=0.0, le=1.0)
+    readout: float = Field(gt=0.0, le=1.0)
+
+
+class GateTimes(BaseModel):
+    """Duration of one native operation per class, in microseconds (>= 0)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    gate_1q_us: float = Field(default=0.05, ge=0.0)
+    gate_2q_us: float = Field(default=0.3, ge=0.0)
+    readout_us: float = Field(default=1.0, ge=0.0)
+
+
+class QubitRange(BaseModel):
+    """How many qubits one fragment on this node may act on: ``min <= width <= max``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: int = Field(default=1, ge=1)
+    max: int = Field(ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> QubitRange:
+        if self.min > self.max:
+            raise ValueError(f"qubit_range.min ({self.min}) exceeds qubit_range.max ({self.max})")
+        return self
+
+
+Availability = Literal["available", "busy", "draining"]
+
+
+class ServiceAdvertisement(BaseModel):
+    """One node's advertised capabilities (FR-001).
+
+    Fields:
+        node_id: the node's libp2p peer ID (base58), must equal the signer.
+        service_type: kind of service; ``"qpu-simulator"`` for qb2 nodes.
+        native_gates: the node's native gate set (Qiskit gate names), sorted.
+        fidelity: per-gate-class fidelities, probabilities in (0, 1].
+        qubit_range: fragment widths the node accepts.
+        availability: ``available`` nodes receive new fragments.
+        timestamp: publication time, seconds since the Unix epoch.
+        sequence: per-node counter; a registry keeps the highest it has seen.
+        protocol_version: ``MAJOR.MINOR.PATCH``; the major must match ours.
+        addrs: multiaddrs the node listens on.
+        executor: simulator backend, e.g. ``"aer"``.
+        gate_times: native operation durations in microseconds.
+        price: optional price per shot in arbitrary credits (>= 0).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    node_id: str
+    service_type: Literal["qpu-simulator"] = "qpu-simulator"
+    native_gates: tuple[str, ...] = Field(min_length=1, max_length=64)
+    fidelity: Fidelities
+    qubit_range: QubitRange
+    availability: Availability = "available"
+    timestamp: float = Field(gt=0.0)
+    sequence: int = Field(default=0, ge=0)
+    protocol_version: str = PROTOCOL_VERSION
+    addrs: tuple[str, ...] = ()
+    executor: str = "aer"
+    gate_times: GateTimes = GateTimes()
+    price: float | None = Field(default=None, ge=0.0)
+    name: str = Field(default="", max_length=64, description="Human-readable node label")
+
+    @field_validator("node_id")
+    @classmethod
+    def _peer_id_shape(cls, value: str) -> str:
+        if not _PEER_ID.match(value):
+            raise ValueError("node_id is not a base58 libp2p peer ID")
+        return value
+
+    @field_validator("native_gates")
+    @classmethod
+    def _gate_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for gate in value:
+            if not _GATE_NAME.match(gate):
+                raise ValueError(f"native gate name {gate!r} is not a lowercase identifier")
+        if len(set(value)) != len(value):
+            raise ValueError("native_gates contains duplicates")
+        return tuple(sorted(value))
+
+    @field_validator("protocol_version")
+    @classmethod
+    def _compatible(cls, value: str) -> str:
+        try:
+            theirs = major(value)
+        except ValueError:
+            raise ValueError(f"protocol_version {value!r} is not MAJOR.MINOR.PATCH") from None
+        if theirs != major(PROTOCOL_VERSION):
+            raise ValueError(f"protocol_version {value} is incompatible with {PROTOCOL_VERSION}")
+        return value
+
+
+class AdvertisementRejected(ValueError):
+    """An advertisement failed validation; ``reason`` says why in one line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def parse_advertisement(data: bytes, signer_peer_id: str) -> ServiceAdvertisement:
+    """Decode and validate one advertisement received on the advert topic.
+
+    Args:
+        data: the pubsub message payload (UTF-8 JSON).
+        signer_peer_id: base58 peer ID of the libp2p peer that signed the message.
+
+    Returns:
+        The validated advertisement.
+
+    Raises:
+        AdvertisementRejected: the payload is not a valid advertisement, or its
+            ``node_id`` differs from ``signer_peer_id``.
+    """
+    try:
+        advert = ServiceAdvertisement.model_validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<root>"
+        raise AdvertisementRejected(f"invalid field {where}: {first['msg']}") from None
+    if advert.node_id != signer_peer_id:
+        raise AdvertisementRejected(
+            f"node_id {advert.node_id} is not the signing peer {signer_peer_id}"
+        )
+    return advert

@@ -1,0 +1,106 @@
+"""Fragment execution over :data:`protocol.ids.EXECUTE_PROTOCOL_ID` (FR-006).
+
+One request/response per stream. The request frame's header is an
+:class:`ExecuteRequest` and its payload the incoming simulated state (see
+:mod:`protocol.state`); the response frame's header is an
+:class:`ExecuteResponse` and its payload the outgoing state (empty for a
+readout).
+
+Two kinds of fragment exist:
+
+``gates``
+    Apply ``ops`` (Qiskit standard gate names, qubit indices local to the
+    state) with the node's noise to the incoming state and return the new
+    state. Qubits listed in ``teleported_qubits`` arrived from another node and
+    first pass through a depolarizing channel of fidelity ``link_fidelity``.
+``readout``
+    Measure ``measurements`` (qubit -> clbit) on the incoming state ``shots``
+    times with the node's readout error and return ``counts``, keyed by
+    bitstrings in Qiskit's format for ``clbit_registers``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Representation = Literal["density_matrix", "statevector"]
+
+
+class GateOp(BaseModel):
+    """One gate: a Qiskit standard gate name, its qubits and real parameters (radians)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=32)
+    qubits: tuple[int, ...] = Field(min_length=1)
+    params: tuple[float, ...] = ()
+
+
+class ClbitRegister(BaseModel):
+    """A classical register: name and width in bits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    size: int = Field(ge=0)
+
+
+class ExecuteRequest(BaseModel):
+    """Header of an execution request; the frame payload carries the input state.
+
+    ``num_qubits`` is the width of the incoming state; the payload holds
+    ``2**num_qubits`` complex128 amplitudes (statevector) or a
+    ``2**num_qubits x 2**num_qubits`` density matrix, little-endian qubit
+    order as in Qiskit.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    job_id: str
+    fragment_id: str
+    kind: Literal["gates", "readout"]
+    representation: Representation
+    num_qubits: int = Field(ge=1, le=32)
+    ops: tuple[GateOp, ...] = ()
+    teleported_qubits: tuple[int, ...] = ()
+    link_fidelity: float = Field(default=1.0, gt=0.0, le=1.0)
+    measurements: tuple[tuple[int, int], ...] = ()
+    clbit_registers: tuple[ClbitRegister, ...] = ()
+    shots: int = Field(default=0, ge=0, le=1_000_000)
+    seed: int | None = None
+
+
+class ExecuteError(BaseModel):
+    """Why a node refused or failed a fragment. ``code`` is machine-readable."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: Literal["bad_request", "unsupported_gate", "capacity", "internal"]
+    message: str
+
+
+class ExecuteResponse(BaseModel):
+    """Header of an execution response; the frame payload carries the output state.
+
+    Fields:
+        node_id: peer ID of the node that ran the fragment.
+        ok: whether the fragment ran; when False, ``error`` says why.
+        representation / num_qubits: shape of the returned state.
+        native_op_counts: gate counts after translation to the node's native
+            gate set, e.g. ``{"rz": 12, "sx": 4, "cx": 3}``.
+        simulation_s: wall time the simulator spent, in seconds.
+        counts: readout outcomes (readout fragments only).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    node_id: str
+    ok: bool
+    error: ExecuteError | None = None
+    representation: Representation | None = None
+    num_qubits: int = 0
+    native_op_counts: dict[str, int] = {}
+    simulation_s: float = 0.0
+    counts: dict[str, int] = {}

@@ -1,0 +1,25 @@
+"""Protocol version, libp2p protocol ids and GossipSub topic names.
+
+A peer speaking another *major* protocol version is rejected (FR-001); minor
+versions add optional fields only.
+"""
+
+from typing import Final
+
+#: Semantic version of every qb2 wire contract in this package.
+PROTOCOL_VERSION: Final = "1.0.0"
+
+#: GossipSub topic on which service nodes publish their advertisements (FR-001).
+ADVERT_TOPIC: Final = "qb2/adverts/1"
+
+#: libp2p stream protocol: coordinator asks a node to run one fragment (FR-006).
+EXECUTE_PROTOCOL_ID: Final = "/qb2/execute/1.0.0"
+
+
+def major(version: str) -> int:
+    """Return the major component of a ``MAJOR.MINOR.PATCH`` version string.
+
+    Raises:
+        ValueError: if ``version`` does not start with an integer component.
+    """
+    return int(version.split(".", 1)[0])

@@ -1,0 +1,39 @@
+"""Network settings both daemons read from the same config file (FR-001, FR-002, FR-011).
+
+They live in ``protocol/`` because coordinator and nodes must agree on them:
+a registry TTL shorter than the advertisement interval would flap every node.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class P2PSettings(BaseModel):
+    """libp2p host. ``listen`` is a multiaddr; TCP port 0 picks a free port.
+
+    ``bootstrap`` lists multiaddrs ending in ``/p2p/<peer id>`` to dial at
+    start-up: that is how nodes on other machines join a coordinator.
+    ``max_frame_mib`` caps one execution frame (state payload) in MiB.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    listen: str = "/ip4/127.0.0.1/tcp/0"
+    bootstrap: list[str] = Field(default_factory=list)
+    max_frame_mib: int = Field(default=256, ge=1, le=4096)
+
+
+class DiscoverySettings(BaseModel):
+    """Advertisement and registry timing, in seconds.
+
+    A node re-advertises every ``advert_interval_s`` (and at once when its
+    capabilities change); the coordinator marks a node unavailable when its
+    latest advertisement is older than ``registry_ttl_s``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    advert_interval_s: float = Field(default=2.0, gt=0.0, le=3600.0)
+    registry_ttl_s: float = Field(default=10.0, gt=0.0, le=86400.0)
+    gossip_heartbeat_s: float = Field(default=1.0, ge=1.0, le=60.0)

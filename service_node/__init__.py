@@ -1,0 +1,1 @@
+"""Service node daemon: a simulated QPU that advertises, reserves and executes fragments."""

@@ -1,0 +1,137 @@
+"""Service-node settings (FR-011, FR-016): identity, network, and the simulated QPU.
+
+Read from the same TOML file as the coordinator (``[node]``, ``[p2p]``,
+``[discovery]``, ``data_dir``), then ``QB2_`` environment variables
+(``QB2_NODE__QUBITS=6``), then CLI flags.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from protocol.advert import Fidelities, GateTimes
+from protocol.settings import DiscoverySettings, P2PSettings
+
+
+class NodeProfile(BaseModel):
+    """What the simulated QPU is: gates, width, noise, speed.
+
+    Attributes:
+        name: label shown in tables and logs; also names the node's state folder.
+        native_gates: Qiskit gate names the node executes natively.
+        qubits: the largest fragment width the node accepts.
+        fidelity: per-gate-class fidelities in (0, 1]; all 1.0 makes an ideal node.
+        gate_times: advertised native operation durations in microseconds.
+        max_concurrent_fragments: fragments simulated at once (each uses a CPU core).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(default="node", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    native_gates: list[str] = Field(default_factory=lambda: ["cx", "rz", "sx", "x"], min_length=1)
+    qubits: int = Field(default=5, ge=1, le=24)
+    fidelity: Fidelities = Fidelities(gate_1q=0.999, gate_2q=0.99, readout=0.98)
+    gate_times: GateTimes = GateTimes()
+    max_concurrent_fragments: int = Field(default=1, ge=1, le=64)
+
+
+class NodeSettings(BaseSettings):
+    """All settings of ``qb2 node``. Unknown top-level sections belong to the coordinator."""
+
+    model_config = SettingsConfigDict(env_prefix="QB2_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Path("data")
+    log_level: str = Field(default="INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    p2p: P2PSettings = P2PSettings()
+    discovery: DiscoverySettings = DiscoverySettings()
+    node: NodeProfile = NodeProfile()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = os.environ.get("QB2_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+        return tuple(sources)
+
+    @property
+    def state_dir(self) -> Path:
+        """Where this node keeps its identity key: ``data_dir/nodes/<name>``."""
+        return self.data_dir / "nodes" / self.node.name
+
+
+#: Built-in node profiles for demos and tests: distinct gate sets, widths and
+#: noise, including one node without any entangling gate so placement matters.
+PROFILES: dict[str, dict[str, Any]] = {
+    "ibm-like": {
+        "native_gates": ["cx", "rz", "sx", "x"],
+        "qubits": 5,
+        "fidelity": {"gate_1q": 0.9995, "gate_2q": 0.99, "readout": 0.98},
+    },
+    "ion-like": {
+        "native_gates": ["rx", "ry", "rz", "rzz"],
+        "qubits": 6,
+        "fidelity": {"gate_1q": 0.9999, "gate_2q": 0.995, "readout": 0.995},
+        "gate_times": {"gate_1q_us": 10.0, "gate_2q_us": 200.0, "readout_us": 100.0},
+    },
+    "cz-native": {
+        "native_gates": ["cz", "rx", "ry", "rz"],
+        "qubits": 4,
+        "fidelity": {"gate_1q": 0.999, "gate_2q": 0.985, "readout": 0.97},
+    },
+    "single-qubit": {
+        "native_gates": ["rz", "sx", "x"],
+        "qubits": 3,
+        "fidelity": {"gate_1q": 0.9998, "gate_2q": 1.0, "readout": 0.99},
+    },
+    "ideal": {
+        "native_gates": ["cx", "rz", "sx", "x"],
+        "qubits": 5,
+        "fidelity": {"gate_1q": 1.0, "gate_2q": 1.0, "readout": 1.0},
+    },
+}
+
+
+class NodeConfigError(Exception):
+    """Invalid node configuration; the message names the key, the value and what is allowed."""
+
+
+def load_node_settings(profile: str | None = None, **node_overrides: Any) -> NodeSettings:
+    """Settings for one node: built-in ``profile`` (if any) < config file < env < overrides.
+
+    ``node_overrides`` are keys of :class:`NodeProfile` (``name=``, ``qubits=`` ...);
+    ``None`` values are ignored.
+
+    Raises:
+        NodeConfigError: unknown profile or invalid value.
+    """
+    if profile is not None and profile not in PROFILES:
+        raise NodeConfigError(f"unknown node profile {profile!r}; choose one of {sorted(PROFILES)}")
+    try:
+        base = NodeSettings()
+        node = base.node.model_dump(exclude_unset=True)
+        merged = {**PROFILES.get(profile or "", {}), **node}
+        merged.update({k: v for k, v in node_overrides.items() if v is not None})
+        return base.model_copy(update={"node": NodeProfile.model_validate(merged)})
+    except ValidationError as exc:
+        details = "; ".join(
+            f"node.{'.'.join(str(p) for p in e['loc'])} = {e.get('input')!r}: {e['msg']}" for e in exc.errors()
+        )
+        raise NodeConfigError(f"invalid node configuration: {details}") from None

@@ -1,0 +1,101 @@
+"""One execution request in, one response out: the node's side of FR-006.
+
+:func:`handle_execute` is synchronous and pure apart from simulation; the
+daemon runs it in a worker thread, and tests call it directly to run the same
+code path without a network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from qiskit_aer.noise import NoiseModel
+
+from protocol.execute import ExecuteError, ExecuteRequest, ExecuteResponse
+from protocol.state import pack_state, unpack_state
+from service_node.config import NodeProfile
+from service_node.executor import FragmentError, apply_gates, sample_readout
+from service_node.noise import build_noise_model
+
+
+@dataclass(frozen=True)
+class SimulatedQPU:
+    """A node's identity plus its profile and the Aer noise model derived from it."""
+
+    node_id: str
+    profile: NodeProfile
+    noise_model: NoiseModel | None
+
+    @classmethod
+    def from_profile(cls, node_id: str, profile: NodeProfile) -> SimulatedQPU:
+        """Build the noise model once; it is reused for every fragment."""
+        return cls(node_id, profile, build_noise_model(profile.native_gates, profile.fidelity))
+
+
+def handle_execute(qpu: SimulatedQPU, request: ExecuteRequest, payload: bytes) -> tuple[ExecuteResponse, bytes]:
+    """Run one fragment on ``qpu``.
+
+    Args:
+        request: the execution header (see :mod:`protocol.execute`).
+        payload: the incoming state as packed by :func:`protocol.state.pack_state`.
+
+    Returns:
+        The response header and the outgoing state payload (empty for a readout
+        or an error). Never raises for bad input: errors come back as
+        ``ExecuteResponse(ok=False, error=...)``.
+    """
+    try:
+        if request.kind == "gates" and len(set(q for op in request.ops for q in op.qubits)) > qpu.profile.qubits:
+            raise FragmentError(
+                "capacity",
+                f"fragment acts on more than the {qpu.profile.qubits} qubits this node holds",
+            )
+        try:
+            state = unpack_state(payload, request.representation, request.num_qubits)
+        except ValueError as exc:
+            raise FragmentError("bad_request", str(exc)) from None
+        if request.kind == "gates":
+            outcome = apply_gates(
+                state,
+                request.representation,
+                request.num_qubits,
+                request.ops,
+                qpu.profile.native_gates,
+                qpu.noise_model if request.representation == "density_matrix" else None,
+                teleported_qubits=request.teleported_qubits,
+                link_fidelity=request.link_fidelity,
+            )
+            header = ExecuteResponse(
+                node_id=qpu.node_id,
+                ok=True,
+                representation=request.representation,
+                num_qubits=request.num_qubits,
+                native_op_counts=outcome.native_op_counts,
+                simulation_s=outcome.simulation_s,
+            )
+            return header, pack_state(outcome.state)
+        readout = sample_readout(
+            state,
+            request.representation,
+            request.num_qubits,
+            request.measurements,
+            request.clbit_registers,
+            request.shots,
+            request.seed,
+            qpu.profile.fidelity.readout,
+        )
+        header = ExecuteResponse(
+            node_id=qpu.node_id,
+            ok=True,
+            representation=request.representation,
+            num_qubits=request.num_qubits,
+            native_op_counts={"measure": len(request.measurements)},
+            simulation_s=readout.simulation_s,
+            counts=readout.counts,
+        )
+        return header, b""
+    except FragmentError as exc:
+        return ExecuteResponse(node_id=qpu.node_id, ok=False, error=exc.to_model()), b""
+    except Exception as exc:  # a simulator failure must not kill the node
+        error = ExecuteError(code="internal", message=f"{type(exc).__name__}: {exc}")
+        return ExecuteResponse(node_id=qpu.node_id, ok=False, error=error), b""

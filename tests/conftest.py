@@ -1,0 +1,58 @@
+"""Shared fixtures: node adverts and in-process simulated QPUs built from the real node code."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import trio
+
+from protocol.advert import ServiceAdvertisement
+from protocol.execute import ExecuteRequest, ExecuteResponse
+from service_node.config import load_node_settings
+from service_node.handler import SimulatedQPU, handle_execute
+
+PROFILE_NAMES = ("ibm-like", "ion-like", "cz-native", "single-qubit")
+IDEAL = {"gate_1q": 1.0, "gate_2q": 1.0, "readout": 1.0}
+
+
+def peer_id(tag: str) -> str:
+    """A syntactically valid base58 peer ID, distinct per ``tag`` character."""
+    return "12D3KooW" + tag * 44
+
+
+class InProcessCluster:
+    """Nodes built with the service node's own handler; ``invoke`` runs it in a thread.
+
+    This is the node's real execution path minus the libp2p hop, so the
+    runtime's state hand-off is tested against real simulation.
+    """
+
+    def __init__(self, ideal: bool) -> None:
+        self.qpus: dict[str, SimulatedQPU] = {}
+        self.adverts: list[ServiceAdvertisement] = []
+        self.calls: list[str] = []
+        for tag, profile in zip("ABCD", PROFILE_NAMES, strict=True):
+            overrides = {"fidelity": IDEAL} if ideal else {}
+            settings = load_node_settings(profile, name=profile, **overrides)
+            node_id = peer_id(tag)
+            self.qpus[node_id] = SimulatedQPU.from_profile(node_id, settings.node)
+            self.adverts.append(ServiceAdvertisement(
+                node_id=node_id, name=profile, native_gates=tuple(settings.node.native_gates),
+                fidelity=settings.node.fidelity, qubit_range={"min": 1, "max": settings.node.qubits},
+                timestamp=time.time(),
+            ))
+
+    async def invoke(self, node_id: str, request: ExecuteRequest, payload: bytes) -> tuple[ExecuteResponse, bytes]:
+        self.calls.append(node_id)
+        return await trio.to_thread.run_sync(handle_execute, self.qpus[node_id], request, payload)
+
+
+@pytest.fixture
+def ideal_cluster() -> InProcessCluster:
+    return InProcessCluster(ideal=True)
+
+
+@pytest.fixture
+def noisy_cluster() -> InProcessCluster:
+    return InProcessCluster(ideal=False)
