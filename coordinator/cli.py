@@ -9,6 +9,7 @@ import json
 import signal
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -69,7 +70,7 @@ def coordinator(
     except ConfigError as exc:
         _fail(str(exc))
     configure_logging(settings.log_level, component="coordinator")
-    trio.run(_until_signal, run_coordinator, settings, ready_file=ready_file)
+    trio.run(partial(_until_signal, run_coordinator, settings, ready_file=ready_file))
 
 
 @app.command()
@@ -106,7 +107,7 @@ def node(
         updates["data_dir"] = data_dir
     settings = settings.model_copy(update=updates)
     configure_logging(settings.log_level, component="node")
-    trio.run(_until_signal, run_node, settings, ready_file=ready_file)
+    trio.run(partial(_until_signal, run_node, settings, ready_file=ready_file))
 
 
 @app.command()

@@ -114,7 +114,7 @@ class NodeConfigError(Exception):
 
 
 def load_node_settings(profile: str | None = None, **node_overrides: Any) -> NodeSettings:
-    """Settings for one node: built-in ``profile`` (if any) < config file < env < overrides.
+    """Settings for one node: config file < env < built-in ``profile`` (if given) < overrides.
 
     ``node_overrides`` are keys of :class:`NodeProfile` (``name=``, ``qubits=`` ...);
     ``None`` values are ignored.
@@ -127,7 +127,7 @@ def load_node_settings(profile: str | None = None, **node_overrides: Any) -> Nod
     try:
         base = NodeSettings()
         node = base.node.model_dump(exclude_unset=True)
-        merged = {**PROFILES.get(profile or "", {}), **node}
+        merged = {**node, **PROFILES.get(profile or "", {})}
         merged.update({k: v for k, v in node_overrides.items() if v is not None})
         return base.model_copy(update={"node": NodeProfile.model_validate(merged)})
     except ValidationError as exc:

@@ -152,10 +152,13 @@ def _check_width(num_qubits: object) -> int:
 def _gate_from_op(index: int, op: GateOp, num_qubits: int) -> Gate:
     template = _STANDARD.get(op.name)
     if template is None:
-        raise FragmentError("bad_request", f"op {index}: unknown gate {op.name!r} (not a Qiskit standard gate)")
+        raise FragmentError(
+            "bad_request", f"op {index}: unknown gate {op.name!r} (not a Qiskit standard gate)"
+        )
     if not isinstance(template, Gate) or template.num_qubits < 1:
         raise FragmentError(
-            "bad_request", f"op {index}: {op.name!r} is not a unitary gate; gate fragments take unitary gates only"
+            "bad_request",
+            f"op {index}: {op.name!r} is not a unitary gate; gate fragments take unitary gates only",
         )
     if len(op.qubits) != template.num_qubits:
         raise FragmentError(
@@ -173,7 +176,9 @@ def _gate_from_op(index: int, op: GateOp, num_qubits: int) -> Gate:
                 "bad_request", f"op {index}: qubit index {q} out of range for a {num_qubits}-qubit state"
             )
     if len(set(op.qubits)) != len(op.qubits):
-        raise FragmentError("bad_request", f"op {index}: gate {op.name!r} repeats a qubit in {list(op.qubits)}")
+        raise FragmentError(
+            "bad_request", f"op {index}: gate {op.name!r} repeats a qubit in {list(op.qubits)}"
+        )
     for p in op.params:
         if not math.isfinite(p):
             raise FragmentError("bad_request", f"op {index}: gate {op.name!r} has a non-finite parameter {p}")
@@ -310,7 +315,9 @@ def _checked_state(state: np.ndarray, representation: str, num_qubits: int) -> n
             raise FragmentError("bad_request", f"the density matrix has trace {trace:.6g}, expected 1")
         asym = float(np.max(np.abs(arr - arr.conj().T)))
         if asym > _HERMITIAN_TOL:
-            raise FragmentError("bad_request", f"the density matrix is not Hermitian (max deviation {asym:.3g})")
+            raise FragmentError(
+                "bad_request", f"the density matrix is not Hermitian (max deviation {asym:.3g})"
+            )
     else:
         norm = float(np.linalg.norm(arr))
         if abs(norm - 1.0) > _NORM_TOL:
@@ -319,7 +326,7 @@ def _checked_state(state: np.ndarray, representation: str, num_qubits: int) -> n
 
 
 class _SetDensityMatrixUnchecked(SetDensityMatrix):
-    """Aer's ``set_density_matrix`` without its O(d**3) positivity check (done cheaper in ``_checked_state``)."""
+    """Aer's ``set_density_matrix`` minus its O(d**3) positivity check (see ``_checked_state``)."""
 
     def __init__(self, data: np.ndarray, num_qubits: int) -> None:  # noqa: D107
         Instruction.__init__(self, "set_density_matrix", num_qubits, 0, [data])

@@ -16,7 +16,14 @@ from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
 from qiskit.circuit import Gate
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.circuit.random import random_circuit
-from qiskit.quantum_info import DensityMatrix, Operator, Statevector, average_gate_fidelity, process_fidelity, state_fidelity
+from qiskit.quantum_info import (
+    DensityMatrix,
+    Operator,
+    Statevector,
+    average_gate_fidelity,
+    process_fidelity,
+    state_fidelity,
+)
 from qiskit_aer import AerSimulator
 
 from protocol.advert import Fidelities
@@ -316,7 +323,14 @@ def test_statevector_representation_applies_no_noise():
     qc = random_circuit(3, 4, max_operands=2, seed=8)
     model = build_noise_model(("u", "cx"), Fidelities(gate_1q=0.9, gate_2q=0.8, readout=0.9))
     out = apply_gates(
-        zero_state("statevector", 3), "statevector", 3, ops_of(qc), ("u", "cx"), model, teleported_qubits=(1,), link_fidelity=0.5
+        zero_state("statevector", 3),
+        "statevector",
+        3,
+        ops_of(qc),
+        ("u", "cx"),
+        model,
+        teleported_qubits=(1,),
+        link_fidelity=0.5,
     )
     np.testing.assert_allclose(out.state, Statevector(qc).data, rtol=0, atol=1e-9)
 
@@ -332,7 +346,8 @@ def test_link_depolarization_on_teleported_qubit():
     purity = float(np.real(np.trace(out.state @ out.state)))
     assert purity < 1.0 - 1e-3
     # depolarizing one half of a Bell pair: fidelity with the Bell state is (1-lam) + lam/4 = F
-    assert state_fidelity(DensityMatrix(out.state), Statevector(bell), validate=False) == pytest.approx(0.8, abs=1e-12)
+    fidelity = state_fidelity(DensityMatrix(out.state), Statevector(bell), validate=False)
+    assert fidelity == pytest.approx(0.8, abs=1e-12)
     assert lam == pytest.approx(0.2 * 4 / 3)
     # a perfect link changes nothing
     same = apply_gates(rho, "density_matrix", 2, (), ("u", "cx"), None, teleported_qubits=(1,), link_fidelity=1.0)
@@ -416,7 +431,7 @@ def test_error_malformed_ops_are_bad_request(op, fragment):
         ("statevector", np.ones(8, dtype=complex), "norm"),
         ("density_matrix", np.zeros(8, dtype=complex), "shape"),
         ("density_matrix", np.eye(8, dtype=complex), "trace"),
-        ("density_matrix", np.array(np.diag([1.0] + [0.0] * 7), dtype=complex) + np.triu(np.ones((8, 8)), 1), "Hermitian"),
+        ("density_matrix", np.diag([1.0] + [0.0] * 7).astype(complex) + np.triu(np.ones((8, 8)), 1), "Hermitian"),
         ("statevector", np.full(8, np.nan, dtype=complex), "non-finite"),
         ("mps", np.zeros(8, dtype=complex), "representation"),
     ],

@@ -1,0 +1,140 @@
+"""Real processes on loopback: a coordinator and three service nodes over libp2p and HTTP (issue 2).
+
+The nodes are ideal (fidelity 1.0) and links too, so the counts that come back
+over the network must equal Aer's centralized counts for the same seed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import multiaddr
+import pytest
+import trio
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from libp2p.tools.anyio_service import background_trio_service
+from qiskit import transpile
+from qiskit_aer import AerSimulator
+
+from compiler import parse_qasm
+from compiler.export import to_quantum_circuit
+from coordinator.client import ApiError, Client
+from coordinator.cluster import LocalCluster, NodeSpec
+from experiments.circuits import benchmark_circuit
+from protocol.advert import ServiceAdvertisement
+from protocol.ids import ADVERT_TOPIC
+from protocol.transport import make_host, make_pubsub, load_or_create_identity
+
+pytestmark = pytest.mark.integration
+
+IDEAL_NODES = [
+    NodeSpec("ideal-ibm", "ideal", ["--native-gates", "cx,rz,sx,x", "--qubits", "4"]),
+    NodeSpec("ideal-ion", "ideal", ["--native-gates", "rx,ry,rz,rzz", "--qubits", "4"]),
+    NodeSpec("ideal-cz", "ideal", ["--native-gates", "cz,rx,ry,rz", "--qubits", "4"]),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("cluster")
+    env = {"QB2_COMPILER__LINK_FIDELITY": "1.0", "QB2_DISCOVERY__ADVERT_INTERVAL_S": "0.5"}
+    with LocalCluster(root, IDEAL_NODES, env=env) as running:
+        yield running
+
+
+def test_registry_lists_every_node(cluster: LocalCluster) -> None:
+    with Client(cluster.api_url) as client:
+        nodes = client.nodes()
+    assert nodes["available"] == 3
+    assert {n["node_id"] for n in nodes["nodes"]} == set(cluster.node_peer_ids.values())
+    assert {n["name"] for n in nodes["nodes"]} == {s.name for s in IDEAL_NODES}
+
+
+@pytest.mark.parametrize(("name", "qubits", "fmt"), [("qft", 6, "qasm3"), ("ghz", 7, "qasm2")])
+def test_submit_over_http_returns_centralized_counts(cluster: LocalCluster, name: str, qubits: int, fmt: str) -> None:
+    circuit = benchmark_circuit(name, qubits, fmt)
+    with Client(cluster.api_url) as client:
+        job = client.submit(circuit.qasm, shots=1000, seed=5, name=circuit.label)
+        assert job["state"] == "QUEUED"
+        final = client.wait(job["job_id"], timeout_s=120)
+        assert final["state"] == "COMPLETED", final
+        result = client.result(job["job_id"])
+        plan = client.plan(job["job_id"])
+    ir = parse_qasm(circuit.qasm, fmt)
+    sim = AerSimulator(method=plan["representation"], seed_simulator=5)
+    expected = sim.run(transpile(to_quantum_circuit(ir), sim, optimization_level=0), shots=1000).result().get_counts()
+    assert result["counts"] == expected
+    executed_by = {f["node_id"] for f in result["fragments"] if f["status"] == "DONE"}
+    assert len(executed_by) > 1, "more than one node must execute fragments"
+    assert all(f["status"] == "DONE" and f["started_at"] <= f["ended_at"] for f in result["fragments"])
+    assert result["measured_fidelity"] > 0.95  # ideal nodes: only shot noise separates counts from the ideal
+    assert result["estimated_fidelity"] == 1.0
+
+
+BAD_INPUTS = [
+    ({"qasm": "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[2];\nh q[0]\ncx q[0],q[1];\n"}, 422, "invalid_qasm"),
+    ({"qasm": "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[2];\nfoo q[0];\n"}, 422, "invalid_qasm"),
+    ({"qasm": "OPENQASM 2.0;\nqreg q[2];\n", "shots": 0}, 422, "invalid_request"),
+    ({"qasm": "OPENQASM 2.0;\nqreg q[2];\n", "shots": -5}, 422, "invalid_request"),
+    ({}, 422, "invalid_request"),
+    ({"qasm": ""}, 422, "invalid_request"),
+    ({"qasm": "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[40];\nh q[0];\n"}, 422, "infeasible"),
+]
+
+
+def test_bad_input_is_rejected_and_nothing_is_queued(cluster: LocalCluster) -> None:
+    with httpx.Client(base_url=cluster.api_url, timeout=30) as http:
+        before = http.get("/api/v1/jobs").json()["total"]
+        for body, status, code in BAD_INPUTS:
+            response = http.post("/api/v1/circuits/submit", json=body)
+            assert response.status_code == status, (body, response.text)
+            error = response.json()["error"]
+            assert error["code"] == code and error["message"], (body, error)
+        syntax = http.post("/api/v1/circuits/submit", json=BAD_INPUTS[0][0]).json()["error"]
+        assert syntax["details"]["line"] == 5
+        not_json = http.post("/api/v1/circuits/submit", content=b"{not json", headers={"content-type": "application/json"})
+        assert not_json.status_code == 422
+        assert http.get("/api/v1/jobs").json()["total"] == before
+        assert http.get("/api/v1/jobs/does-not-exist").status_code == 404
+        assert http.get("/api/v1/health").status_code == 200
+
+
+def test_status_survives_after_completion(cluster: LocalCluster) -> None:
+    circuit = benchmark_circuit("wstate", 3, "qasm2")
+    with Client(cluster.api_url) as client:
+        job_id = client.submit(circuit.qasm, shots=100, seed=1)["job_id"]
+        client.wait(job_id, timeout_s=120)
+        listed = client.jobs(state="COMPLETED", limit=500)
+    assert job_id in {j["job_id"] for j in listed["jobs"]}
+    db = cluster.data_dir / "coordinator.db"
+    assert db.exists() and db.stat().st_size > 0
+
+
+async def test_forged_advertisement_is_rejected_and_logged(cluster: LocalCluster, tmp_path: Path) -> None:
+    """A peer that advertises another node's id is rejected with the reason in the log (FR-001)."""
+    victim = cluster.node_peer_ids["ideal-ibm"]
+    host = make_host(load_or_create_identity(None))
+    pubsub, router = make_pubsub(host)
+    forged = ServiceAdvertisement(
+        node_id=victim, native_gates=("cx", "rz", "sx", "x"), fidelity={"gate_1q": 1, "gate_2q": 1, "readout": 1},
+        qubit_range={"max": 20}, timestamp=time.time(), sequence=10**9, name="forged",
+    )
+    log_file = cluster.log_dir / "coordinator.log"
+    async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        async with background_trio_service(pubsub), background_trio_service(router):
+            await pubsub.wait_until_ready()
+            coordinator = info_from_p2p_addr(multiaddr.Multiaddr(cluster.coordinator_multiaddr))
+            await host.connect(coordinator)
+            await pubsub.wait_for_subscription(coordinator.peer_id, ADVERT_TOPIC, timeout=10)
+            with trio.fail_after(20):
+                while "is not the signing peer" not in log_file.read_text():
+                    await pubsub.publish(ADVERT_TOPIC, forged.model_dump_json().encode())
+                    await trio.sleep(0.2)
+    rejected = [json.loads(line) for line in log_file.read_text().splitlines() if "advertisement rejected" in line]
+    assert rejected and rejected[-1]["reason"].startswith(f"node_id {victim} is not the signing peer")
+    with Client(cluster.api_url) as client:
+        names = {n["name"] for n in client.nodes()["nodes"]}
+    assert "forged" not in names

@@ -1,0 +1,122 @@
+"""Wire contracts: advertisement validation (FR-001), frames and state payloads."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import trio
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol.advert import AdvertisementRejected, ServiceAdvertisement, parse_advertisement
+from protocol.execute import ExecuteRequest, GateOp
+from protocol.framing import FrameError, encode_frame, read_frame
+from protocol.state import pack_state, state_nbytes, unpack_state, zero_state
+from tests.conftest import peer_id
+
+NODE = peer_id("N")
+
+
+def advert_dict(**changes: object) -> dict:
+    base = {
+        "node_id": NODE,
+        "native_gates": ["sx", "rz", "cx", "x"],
+        "fidelity": {"gate_1q": 0.999, "gate_2q": 0.99, "readout": 0.98},
+        "qubit_range": {"min": 1, "max": 5},
+        "timestamp": time.time(),
+        "protocol_version": "1.0.0",
+    }
+    base.update(changes)
+    return base
+
+
+def test_valid_advertisement_round_trips_with_sorted_gates() -> None:
+    advert = parse_advertisement(json.dumps(advert_dict()).encode(), NODE)
+    assert advert.native_gates == ("cx", "rz", "sx", "x")
+    assert parse_advertisement(advert.model_dump_json().encode(), NODE) == advert
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"fidelity": {"gate_1q": 1.2, "gate_2q": 0.99, "readout": 0.98}}, "fidelity.gate_1q"),
+        ({"fidelity": {"gate_1q": 0.0, "gate_2q": 0.99, "readout": 0.98}}, "fidelity.gate_1q"),
+        ({"qubit_range": {"min": 6, "max": 5}}, "qubit_range"),
+        ({"native_gates": []}, "native_gates"),
+        ({"native_gates": ["CX!"]}, "native_gates"),
+        ({"native_gates": ["cx", "cx"]}, "native_gates"),
+        ({"protocol_version": "2.0.0"}, "protocol_version"),
+        ({"protocol_version": "banana"}, "protocol_version"),
+        ({"timestamp": -1}, "timestamp"),
+        ({"node_id": "not a peer id"}, "node_id"),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_invalid_advertisement_is_rejected_with_the_field(changes: dict, field: str) -> None:
+    payload = advert_dict(**changes)
+    with pytest.raises(AdvertisementRejected) as info:
+        parse_advertisement(json.dumps(payload).encode(), payload.get("node_id", NODE))
+    assert field in info.value.reason
+
+
+def test_advertisement_from_another_signer_is_rejected() -> None:
+    with pytest.raises(AdvertisementRejected, match="not the signing peer"):
+        parse_advertisement(json.dumps(advert_dict()).encode(), peer_id("Z"))
+
+
+@pytest.mark.parametrize("garbage", [b"", b"not json", b"[]", b'{"node_id": 3}', b"\xff\xfe"])
+def test_garbage_payloads_are_rejected_not_raised(garbage: bytes) -> None:
+    with pytest.raises(AdvertisementRejected):
+        parse_advertisement(garbage, NODE)
+
+
+class _Pipe:
+    """An in-memory byte stream that returns data in small, uneven chunks."""
+
+    def __init__(self, data: bytes, chunk: int) -> None:
+        self.data, self.chunk = data, chunk
+
+    async def read(self, n: int | None = None) -> bytes:
+        take = min(self.chunk, n or self.chunk, len(self.data))
+        out, self.data = self.data[:take], self.data[take:]
+        return out
+
+    async def write(self, data: bytes) -> None:
+        self.data += data
+
+
+@given(payload=st.binary(max_size=5000), chunk=st.integers(1, 700))
+def test_frames_round_trip_whatever_the_read_chunking(payload: bytes, chunk: int) -> None:
+    request = ExecuteRequest(job_id="j", fragment_id="f0", kind="gates", representation="statevector",
+                             num_qubits=2, ops=(GateOp(name="cx", qubits=(0, 1)),))
+
+    async def roundtrip() -> tuple[ExecuteRequest, bytes]:
+        return await read_frame(_Pipe(encode_frame(request, payload), chunk), ExecuteRequest)
+
+    header, body = trio.run(roundtrip)
+    assert header == request and body == payload
+
+
+async def test_truncated_and_oversized_frames_raise_frame_error() -> None:
+    request = ExecuteRequest(job_id="j", fragment_id="f0", kind="readout", representation="statevector", num_qubits=1)
+    frame = encode_frame(request, b"x" * 100)
+    with pytest.raises(FrameError, match="unread"):
+        await read_frame(_Pipe(frame[:-10], 64), ExecuteRequest)
+    with pytest.raises(FrameError, match="exceeds"):
+        await read_frame(_Pipe(frame, 64), ExecuteRequest, max_payload=50)
+    with pytest.raises(FrameError, match="invalid ExecuteRequest"):
+        await read_frame(_Pipe(encode_frame(GateOp(name="h", qubits=(0,))), 64), ExecuteRequest)
+
+
+@pytest.mark.parametrize("representation", ["statevector", "density_matrix"])
+def test_state_payload_round_trip_and_size_check(representation: str) -> None:
+    rng = np.random.default_rng(3)
+    state = zero_state(representation, 3) + 1j * rng.normal(size=zero_state(representation, 3).shape)
+    payload = pack_state(state)
+    assert len(payload) == state_nbytes(representation, 3)
+    assert np.array_equal(unpack_state(payload, representation, 3), state)
+    with pytest.raises(ValueError, match="needs"):
+        unpack_state(payload[:-16], representation, 3)
