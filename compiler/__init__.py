@@ -22,8 +22,8 @@ Modules, one idea each:
 
 from compiler.capability import supports_gate, unsupported_gates
 from compiler.dag import Fragment, FragmentDAG
-from compiler.export import to_quantum_circuit
 from compiler.errors import InfeasiblePlanError, QasmValidationError
+from compiler.export import to_quantum_circuit
 from compiler.ingest import from_quantum_circuit, parse_qasm
 from compiler.ir import CircuitIR, Measurement, Operation, Register
 from compiler.partition import split_fragments

@@ -21,7 +21,7 @@ from protocol.advert import Fidelities
 
 
 def gate_fidelity(fidelity: Fidelities, arity: int) -> float:
-    """Estimated fidelity of one gate acting on ``arity`` (>= 1) qubits on a node with ``fidelity``."""
+    """Estimated fidelity of one gate on ``arity`` (>= 1) qubits of a node with ``fidelity``."""
     if arity <= 1:
         return fidelity.gate_1q
     if arity == 2:

@@ -29,7 +29,7 @@ QasmFormat = Literal["qasm2", "qasm3"]
 
 # Leading whitespace and comments, then the first token.
 _SKIP = re.compile(r"(?:\s+|//[^\n]*|/\*.*?\*/)*", re.DOTALL)
-_HEADER = re.compile(r"OPENQASM\s+(\d+)(?:\.(\d+))?\s*;")
+_HEADER = re.compile(r"OPENQASM\s+(\d+)")
 
 
 def _position(text: str, offset: int) -> tuple[int, int]:
@@ -126,11 +126,11 @@ def _load(text: str, fmt: QasmFormat) -> QuantumCircuit:
                 include_path=(),
                 custom_instructions=qiskit.qasm2.LEGACY_CUSTOM_INSTRUCTIONS,
             )
-        except Exception as exc:  # noqa: BLE001 - every parser failure is invalid input
+        except Exception as exc:
             raise qasm2_error(exc) from exc
     try:
         return qiskit.qasm3.loads(text)
-    except Exception as exc:  # noqa: BLE001 - the QASM 3 importer raises many types
+    except Exception as exc:
         raise qasm3_error(exc) from exc
 
 

@@ -48,9 +48,15 @@ class CircuitIR:
     Attributes:
         num_qubits / num_clbits: circuit width.
         qregs / cregs: register layout, in declaration order; flat indices
-            number the registers' bits in that order.
-        operations: unitary gates in program order (barriers removed).
-        measurements: terminal measurements, in program order.
+            number the registers' bits in that order. Their sizes always sum
+            to ``num_qubits`` / ``num_clbits``: a circuit whose bits are not
+            exactly covered by its registers (QASM 3 loose ``qubit a;`` or
+            physical ``$0`` qubits) gets one synthetic register named ``q`` /
+            ``c`` covering every bit (see :mod:`compiler.lower`).
+        operations: unitary gates in program order (barriers, delays and
+            global phase removed; non-standard gates expanded).
+        measurements: terminal measurements, in program order: no operation
+            acts on a qubit after its measurement.
         name: a label for logs and tables.
     """
 

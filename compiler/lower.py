@@ -40,6 +40,7 @@ from qiskit.circuit import (
     ParameterExpression,
     QuantumCircuit,
 )
+from qiskit.circuit import Register as QiskitRegister
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.quantum_info import Operator
 
@@ -96,7 +97,7 @@ class _StandardMatcher:
         try:
             standard = proto.base_class(*params) if params else proto
             return Operator(op.definition).equiv(Operator(standard))
-        except Exception:  # noqa: BLE001 - anything odd: treat as custom and expand
+        except Exception:
             return False
 
 
@@ -120,13 +121,8 @@ def _real_param(value: object, gate: str) -> float:
         if abs(value.imag) > 1e-12:
             raise QasmValidationError(f"gate '{gate}' has a complex parameter {value!r}")
         value = value.real
-    if not isinstance(value, Real):
-        try:
-            value = float(value)  # numpy scalars
-        except (TypeError, ValueError):
-            raise QasmValidationError(
-                f"gate '{gate}' has a non-numeric parameter {value!r}"
-            ) from None
+    if not isinstance(value, Real):  # int, float and numpy scalars are Real
+        raise QasmValidationError(f"gate '{gate}' has a non-numeric parameter {value!r}")
     result = float(value)
     if not math.isfinite(result):
         raise QasmValidationError(f"gate '{gate}' has a non-finite parameter {result!r}")
@@ -162,16 +158,18 @@ def _flatten(
             yield op, qubits, cbits
 
 
-def _layout(bits: Sequence[Bit], registers: Sequence[object], default: str) -> tuple[Register, ...]:
+def _layout(
+    bits: Sequence[Bit], registers: Sequence[QiskitRegister], default: str
+) -> tuple[Register, ...]:
     """Registers in declaration order when they list ``bits`` exactly, in order.
 
     Circuits with loose bits (QASM 3 ``qubit a;`` or physical ``$0``) or
     aliasing registers get one synthetic register named ``default`` covering
     every bit, so that ``sum(sizes) == len(bits)`` always holds.
     """
-    listed = [bit for reg in registers for bit in reg]  # type: ignore[attr-defined]
+    listed = [bit for reg in registers for bit in reg]
     if listed == list(bits):
-        return tuple(Register(reg.name, len(reg)) for reg in registers)  # type: ignore[attr-defined]
+        return tuple(Register(reg.name, len(reg)) for reg in registers)
     return (Register(default, len(bits)),) if bits else ()
 
 

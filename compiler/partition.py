@@ -7,7 +7,7 @@ For an operation on qubits ``Q``, let ``S`` be the set of current fragments of
 the already-touched qubits in ``Q``.
 
 * If ``S == {F}``, ``F`` holds fewer than ``max_fragment_ops`` operations
-  (is not closed), ``|F.qubits ∪ Q| <= max_fragment_qubits`` and the optional
+  (is not closed), ``len(F.qubits | Q) <= max_fragment_qubits`` and the optional
   ``accepts`` predicate allows the grown fragment, the operation joins ``F``.
 * Otherwise a new fragment holding just this operation is created; it depends
   on every fragment in ``S`` (empty ``S``: it depends on nothing).

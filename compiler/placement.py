@@ -57,7 +57,9 @@ class NodeView:
         return rng.min <= width <= rng.max and gates <= self.supported
 
 
-def node_views(nodes: Sequence[ServiceAdvertisement], circuit_gates: frozenset[str]) -> tuple[NodeView, ...]:
+def node_views(
+    nodes: Sequence[ServiceAdvertisement], circuit_gates: frozenset[str]
+) -> tuple[NodeView, ...]:
     """Precompute, per node, which of the circuit's gates it supports (same order as ``nodes``)."""
     return tuple(NodeView(n, supported_subset(n.native_gates, circuit_gates)) for n in nodes)
 
@@ -77,13 +79,15 @@ def _no_candidate(
             "gate_support",
             f"fragment {fragment_id} needs gates {{{names}}} together but no available node "
             "supports all of them; add a node whose native gates include them or a universal "
-            f"set (e.g. rz, sx, cx); available native gate sets: {describe_native_sets([v.advert for v in views])}",
+            "set (e.g. rz, sx, cx); available native gate sets: "
+            + describe_native_sets([v.advert for v in views]),
         )
     if not by_width:
         return InfeasiblePlanError(
             "width",
             f"fragment {fragment_id} acts on {width} qubit(s) but no available node accepts that "
-            f"width (qubit_range min..max: {ranges}); add a node whose qubit_range includes {width}",
+            f"width (qubit_range min..max: {ranges}); add a node whose qubit_range "
+            f"includes {width}",
         )
     return InfeasiblePlanError(
         "width",
@@ -140,7 +144,10 @@ def teleported_qubits(dag: FragmentDAG, assignment: Sequence[str]) -> tuple[tupl
 
 
 def readout_node(
-    dag: FragmentDAG, ir: CircuitIR, assignment: Sequence[str], nodes: Sequence[ServiceAdvertisement]
+    dag: FragmentDAG,
+    ir: CircuitIR,
+    assignment: Sequence[str],
+    nodes: Sequence[ServiceAdvertisement],
 ) -> str:
     """The node that gathers the terminal measurements.
 

@@ -109,7 +109,9 @@ def choose_representation(num_qubits: int, options: PlannerOptions) -> Represent
     )
 
 
-def _check_gates(ir: CircuitIR, nodes: Sequence[ServiceAdvertisement], cap: int, options: PlannerOptions) -> None:
+def _check_gates(
+    ir: CircuitIR, nodes: Sequence[ServiceAdvertisement], cap: int, options: PlannerOptions
+) -> None:
     """Fail early, with the most specific message, on a gate no node can run or hold."""
     widest: dict[str, int] = {}
     first: dict[str, int] = {}
@@ -137,7 +139,10 @@ def _check_gates(ir: CircuitIR, nodes: Sequence[ServiceAdvertisement], cap: int,
             break
         largest = max(n.qubit_range.max for n in nodes)
         if width > largest:
-            fix = f"the largest available node accepts {largest} (qubit_range.max); add a node with qubit_range.max >= {width}"
+            fix = (
+                f"the largest available node accepts {largest} (qubit_range.max); "
+                f"add a node with qubit_range.max >= {width}"
+            )
         else:
             fix = f"max_fragment_qubits is {options.max_fragment_qubits}; raise it to >= {width}"
         raise InfeasiblePlanError(
@@ -162,7 +167,7 @@ def _accepts(views: Sequence[NodeView]) -> AcceptsFragment:
 def plan_circuit(
     ir: CircuitIR,
     nodes: Sequence[ServiceAdvertisement],
-    options: PlannerOptions = PlannerOptions(),
+    options: PlannerOptions = PlannerOptions(),  # noqa: B008 - frozen, never mutated
 ) -> Plan:
     """Compile ``ir`` into a feasible, deterministic :class:`Plan` over ``nodes``.
 

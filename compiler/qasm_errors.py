@@ -70,7 +70,7 @@ def _describe_token(recognition: object, token: object) -> str:
         rendered = tokens.toString(recognizer.literalNames, recognizer.symbolicNames)
         if rendered and len(rendered) <= 80:
             expected = f", expected {rendered}"
-    except Exception:  # noqa: BLE001 - message decoration must never mask the error
+    except Exception:
         expected = ""
     return f"syntax error: unexpected {found}{expected}"
 

@@ -366,3 +366,10 @@ def test_non_string_input_is_a_type_error() -> None:
         parse_qasm(b"OPENQASM 2.0;")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         from_quantum_circuit("OPENQASM 2.0;")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("text", ["OPENQASM 3.0\nqubit q;\n", "OPENQASM 2.0\nqreg q[1];\n"])
+def test_header_without_semicolon_is_a_positioned_syntax_error(text: str) -> None:
+    err = _error(text)
+    assert (err.line, err.column) == (2, 1)
+    assert ";" in err.message

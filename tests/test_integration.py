@@ -138,3 +138,28 @@ async def test_forged_advertisement_is_rejected_and_logged(cluster: LocalCluster
     with Client(cluster.api_url) as client:
         names = {n["name"] for n in client.nodes()["nodes"]}
     assert "forged" not in names
+
+
+def test_cli_submit_wait_status_and_nodes(cluster: LocalCluster, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    qasm = tmp_path / "ghz4.qasm"
+    qasm.write_text(benchmark_circuit("ghz", 4, "qasm2").qasm)
+    env = {**os.environ, "QB2_URL": cluster.api_url}
+    qb2 = [sys.executable, "-m", "coordinator.cli"]
+    done = subprocess.run([*qb2, "submit", str(qasm), "--shots", "300", "--seed", "2", "--wait"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["state"] == "COMPLETED" and sum(result["counts"].values()) == 300
+    assert set(result["counts"]) == {"0000", "1111"}  # ideal GHZ
+    status = subprocess.run([*qb2, "status", result["job_id"]], env=env, capture_output=True, text=True, timeout=60)
+    assert json.loads(status.stdout)["state"] == "COMPLETED"
+    nodes = subprocess.run([*qb2, "nodes"], env=env, capture_output=True, text=True, timeout=60)
+    assert "3 available of 3" in nodes.stdout and "ideal-ion" in nodes.stdout
+    bad = tmp_path / "bad.qasm"
+    bad.write_text("OPENQASM 2.0;\nqreg q[1];\nbogus q[0];\n")
+    rejected = subprocess.run([*qb2, "submit", str(bad)], env=env, capture_output=True, text=True, timeout=60)
+    assert rejected.returncode == 1 and "line" in rejected.stderr and "Traceback" not in rejected.stderr

@@ -7,7 +7,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from qiskit.quantum_info import Operator
 
-from compiler import CircuitIR, FragmentDAG, InfeasiblePlanError, split_fragments, to_quantum_circuit
+from compiler import (
+    CircuitIR,
+    FragmentDAG,
+    InfeasiblePlanError,
+    split_fragments,
+    to_quantum_circuit,
+)
 from compiler.ir import Operation
 
 GATES = {"h": 1, "x": 1, "rz": 1, "cx": 2, "cz": 2, "ccx": 3}
@@ -42,6 +48,12 @@ def _check_structure(ir: CircuitIR, dag: FragmentDAG, cap: int, max_ops: int) ->
         assert list(fragment.depends_on) == sorted(set(fragment.depends_on))
         assert [q for q, _ in fragment.sources] == list(fragment.qubits)
         assert set(fragment.depends_on) == {p for _, p in fragment.sources if p is not None}
+    # sources: per qubit, the fragment that held it last in execution (fragment) order
+    holder: list[int | None] = [None] * ir.num_qubits
+    for fragment in dag.fragments:
+        assert fragment.sources == tuple((q, holder[q]) for q in fragment.qubits)
+        for q in fragment.qubits:
+            holder[q] = fragment.index
     for i, op in enumerate(ir.operations):
         owner = next(f.index for f in dag.fragments if i in f.operation_indices)
         for q in op.qubits:

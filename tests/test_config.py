@@ -1,0 +1,56 @@
+"""Configuration (FR-011): file, then QB2_ environment; precise errors for bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from coordinator.config import ConfigError, load_settings
+from service_node.config import NodeConfigError, load_node_settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("QB2_CONFIG", raising=False)
+
+
+def test_example_config_loads_and_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    example = Path(__file__).parents[1] / "config.example.toml"
+    monkeypatch.setenv("QB2_API__PORT", "8811")
+    settings = load_settings(example)
+    assert settings.api.port == 8811
+    assert settings.compiler.max_fragment_qubits == 4
+    assert load_node_settings("ion-like").node.native_gates == ["rx", "ry", "rz", "rzz"]
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ("[api]\nport = 'abc'\n", "api.port = 'abc'"),
+        ("[api]\nport = 70000\n", "api.port = 70000"),
+        ("[discovery]\nregistry_ttl_s = -1\n", "discovery.registry_ttl_s = -1"),
+        ("[compiler]\nlink_fidelity = 1.5\n", "compiler.link_fidelity = 1.5"),
+        ("[api]\nprot = 1\n", "api.prot"),
+        ("log_level = 'LOUD'\n", "log_level = 'LOUD'"),
+        ("[api\n", "config file"),
+    ],
+)
+def test_invalid_config_names_the_key_and_value(tmp_path: Path, toml: str, needle: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert needle in str(info.value)
+
+
+def test_missing_config_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_node_profile_errors() -> None:
+    with pytest.raises(NodeConfigError, match="unknown node profile"):
+        load_node_settings("quantum-toaster")
+    with pytest.raises(NodeConfigError, match="node.qubits = 0"):
+        load_node_settings("ibm-like", qubits=0)

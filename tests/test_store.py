@@ -1,0 +1,70 @@
+"""SQLite persistence (FR-010): jobs, results and fragment records survive a reopen; migrations reverse."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from yoyo import get_backend, read_migrations
+
+from coordinator.jobs import ErrorInfo, FragmentRecord, JobRecord, JobResult, JobState
+from coordinator.store import JobStore, migrate
+from migrations import MIGRATIONS_DIR
+
+
+def job(job_id: str, created: float) -> JobRecord:
+    return JobRecord(job_id=job_id, state=JobState.QUEUED, created_at=created, updated_at=created, name="ghz",
+                     format="qasm2", shots=100, seed=3, num_qubits=3, num_operations=6)
+
+
+async def test_jobs_results_and_fragments_survive_reopen(tmp_path: Path) -> None:
+    db = tmp_path / "c.db"
+    store = JobStore(db)
+    await store.insert_job(job("a", 1.0), "OPENQASM 2.0;")
+    await store.insert_job(job("b", 2.0), "OPENQASM 3.0;")
+    await store.set_state("b", JobState.FAILED, 3.0, error=ErrorInfo(code="x", message="boom"))
+    record = FragmentRecord(fragment_id="f1", kind="gates", node_id="n", status="DONE", started_at=1.0,
+                            ended_at=2.0, attempts=1, qubits=(0, 1), ebits=1, native_op_counts={"cx": 2})
+    await store.save_fragment("a", record)
+    result = JobResult(counts={"000": 100}, shots=100, seed=3, representation="density_matrix",
+                       estimated_fidelity=0.9, measured_fidelity=1.0, nodes_used=["n"], total_ebits=1,
+                       execution_s=0.1, fragments=[record])
+    await store.complete("a", result, 4.0)
+    store.close()
+
+    reopened = JobStore(db)
+    assert (await reopened.get_job("a")).state is JobState.COMPLETED
+    assert await reopened.get_result("a") == result
+    assert await reopened.list_fragments("a") == [record]
+    failed = await reopened.get_job("b")
+    assert failed.state is JobState.FAILED and failed.error.message == "boom"
+    assert await reopened.get_source("b") == ("qasm2", "OPENQASM 3.0;")
+    page, total = await reopened.list_jobs(limit=1)
+    assert total == 2 and [j.job_id for j in page] == ["b"]
+    assert [j.job_id for j in (await reopened.list_jobs(state=JobState.COMPLETED))[0]] == ["a"]
+    assert await reopened.unfinished_job_ids() == []
+    assert await reopened.count_by_state() == {"COMPLETED": 1, "FAILED": 1}
+    reopened.close()
+
+
+async def test_unfinished_jobs_are_listed_oldest_first(tmp_path: Path) -> None:
+    store = JobStore(tmp_path / "c.db")
+    for i, state in enumerate([JobState.EXECUTING, JobState.COMPLETED, JobState.QUEUED, JobState.COMPILING]):
+        await store.insert_job(job(f"j{i}", float(i)), "x")
+        await store.set_state(f"j{i}", state, float(i))
+    assert await store.unfinished_job_ids() == ["j0", "j2", "j3"]
+    store.close()
+
+
+def test_migrations_roll_back_and_reapply(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    migrate(db)
+    backend = get_backend(f"sqlite:///{db}")
+    migrations = read_migrations(str(MIGRATIONS_DIR))
+    with backend.lock():
+        backend.rollback_migrations(backend.to_rollback(migrations))
+    tables = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "jobs" not in tables and "fragments" not in tables
+    migrate(db)
+    tables = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"jobs", "fragments"} <= tables
