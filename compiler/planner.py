@@ -109,6 +109,18 @@ def choose_representation(num_qubits: int, options: PlannerOptions) -> Represent
     )
 
 
+def _check_total_width(ir: CircuitIR, nodes: Sequence[ServiceAdvertisement]) -> None:
+    """Every circuit qubit must live on some node: the nodes together must hold the circuit."""
+    total = sum(n.qubit_range.max for n in nodes)
+    if ir.num_qubits > total:
+        raise InfeasiblePlanError(
+            "width",
+            f"the circuit has {ir.num_qubits} qubits but the {len(nodes)} available nodes hold "
+            f"{total} together; add nodes with at least {ir.num_qubits - total} more qubits "
+            "or reduce the circuit width",
+        )
+
+
 def _check_gates(
     ir: CircuitIR, nodes: Sequence[ServiceAdvertisement], cap: int, options: PlannerOptions
 ) -> None:
@@ -184,12 +196,14 @@ def plan_circuit(
 
     Raises:
         InfeasiblePlanError: ``no_nodes``, ``representation``,
-            ``gate_support``, ``width`` or ``min_fidelity``, with an
+            ``gate_support``, ``width`` (a gate or the whole circuit wider than
+            the nodes hold) or ``min_fidelity``, with an
             actionable message.
         ValueError: duplicate ``node_id`` in ``nodes``.
     """
     available = _available(nodes)
     representation = choose_representation(ir.num_qubits, options)
+    _check_total_width(ir, available)
     cap = min(options.max_fragment_qubits, max(n.qubit_range.max for n in available))
     _check_gates(ir, available, cap, options)
 

@@ -308,12 +308,12 @@ def test_fragments_never_mix_gates_no_single_node_supports() -> None:
 
 
 def test_effective_width_cap_follows_the_largest_node() -> None:
-    plan = plan_circuit(bench_ir("qft", 6), [node(1, max_qubits=2), node(2, max_qubits=3)])
+    plan = plan_circuit(bench_ir("qft", 6), [node(1, max_qubits=2), node(2, max_qubits=3), node(3, max_qubits=2)])
     assert max(len(f.qubits) for f in plan.fragments if f.kind == "gates") <= 3
 
 
 def test_representation_follows_width_limits() -> None:
-    nodes = [node(1)]
+    nodes = [node(1), node(2), node(3)]  # 12 qubits together
     assert plan_circuit(ir_of(9, ("h", (8,))), nodes).representation == "statevector"
     assert plan_circuit(ir_of(8, ("h", (7,))), nodes).representation == "density_matrix"
     assert (
@@ -458,3 +458,15 @@ def test_from_quantum_circuit_plan_equals_qasm_plan() -> None:
         plan_circuit(from_quantum_circuit(qc, "w"), nodes).to_json()
         == plan_circuit(parse_qasm(qiskit.qasm2.dumps(qc), name="w"), nodes).to_json()
     )
+
+
+def test_circuit_wider_than_all_nodes_together_names_the_width() -> None:
+    from compiler import InfeasiblePlanError, parse_qasm, plan_circuit
+    from tests.conftest import InProcessCluster
+
+    nodes = InProcessCluster(ideal=True).adverts  # 5 + 6 + 4 + 3 = 18 qubits together
+    ir = parse_qasm('OPENQASM 2.0;\ninclude "qelib1.inc";\nqreg q[19];\nh q[0];\ncx q[0],q[18];\n')
+    with pytest.raises(InfeasiblePlanError) as info:
+        plan_circuit(ir, nodes)
+    assert info.value.constraint == "width"
+    assert "19 qubits" in info.value.message and "hold 18 together" in info.value.message
