@@ -110,6 +110,10 @@ def node(
     trio.run(partial(_until_signal, run_node, settings, ready_file=ready_file))
 
 
+def _raise_keyboard_interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 @app.command()
 def up(
     nodes: Annotated[int, typer.Option(help="number of service nodes (profiles cycle through the built-ins)")] = 4,
@@ -131,11 +135,14 @@ def up(
     typer.echo(cluster.api_url)
     typer.echo(f"coordinator {cluster.coordinator_multiaddr}", err=True)
     typer.echo(f"{len(specs)} nodes up; logs in {cluster.log_dir}; Ctrl-C to stop", err=True)
+    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM}) if hasattr(signal, "sigwait") else signal.pause()
+        while True:
+            signal.pause()
     except KeyboardInterrupt:
         pass
     finally:
+        typer.echo("stopping cluster ...", err=True)
         cluster.stop()
 
 
