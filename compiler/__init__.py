@@ -24,7 +24,7 @@ from compiler.capability import supports_gate, unsupported_gates
 from compiler.dag import Fragment, FragmentDAG
 from compiler.errors import InfeasiblePlanError, QasmValidationError
 from compiler.export import to_quantum_circuit
-from compiler.ingest import from_quantum_circuit, parse_qasm
+from compiler.ingest import declared_qubits, from_quantum_circuit, parse_qasm
 from compiler.ir import CircuitIR, Measurement, Operation, Register
 from compiler.partition import split_fragments
 from compiler.plan import FragmentPlan, Plan
@@ -32,6 +32,7 @@ from compiler.planner import PlannerOptions, plan_circuit
 
 __all__ = [
     "CircuitIR",
+    "declared_qubits",
     "Fragment",
     "FragmentDAG",
     "FragmentPlan",

@@ -152,3 +152,23 @@ def from_quantum_circuit(qc: QuantumCircuit, name: str | None = None) -> Circuit
     if not isinstance(qc, QuantumCircuit):
         raise TypeError(f"expected a QuantumCircuit, not {type(qc).__name__}")
     return lower_circuit(qc, name=qc.name if name is None else name)
+
+
+_QREG = re.compile(r"\bqreg\s+[A-Za-z_]\w*\s*\[\s*(\d+)\s*\]")
+_QUBIT_ARRAY = re.compile(r"\bqubit\s*\[\s*(\d+)\s*\]")
+_QUBIT_SINGLE = re.compile(r"\bqubit\s+[A-Za-z_]")
+_PHYSICAL = re.compile(r"\$(\d+)")
+
+
+def declared_qubits(text: str) -> int:
+    """Cheap upper-bound estimate of a program's width, without parsing (FR-014).
+
+    Sums ``qreg name[N]``, ``qubit[N] name`` and single ``qubit name``
+    declarations, and counts ``$k`` physical qubits as ``max k + 1``. Used to
+    refuse absurd widths before a parser allocates them; the parsed circuit's
+    own width is authoritative afterwards.
+    """
+    total = sum(int(n) for n in _QREG.findall(text)) + sum(int(n) for n in _QUBIT_ARRAY.findall(text))
+    total += len(_QUBIT_SINGLE.findall(text))
+    physical = [int(k) for k in _PHYSICAL.findall(text)]
+    return total + (max(physical) + 1 if physical else 0)

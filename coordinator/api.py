@@ -135,7 +135,7 @@ def create_app(service: CoordinatorService, peer_id: str) -> FastAPI:
     async def list_jobs(
         state: JobState | None = None,
         limit: int = Query(default=50, ge=1, le=500),
-        offset: int = Query(default=0, ge=0),
+        offset: int = Query(default=0, ge=0, le=2**62),
     ) -> JobPage:
         """Jobs newest first, optionally filtered by ``state``."""
         jobs, total = await service.store.list_jobs(state=state, limit=limit, offset=offset)

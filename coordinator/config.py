@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from protocol.settings import DiscoverySettings, P2PSettings
 from pydantic_settings import (
     BaseSettings,
@@ -55,6 +55,7 @@ class LimitSettings(_Section):
     """Input limits checked before parsing (FR-014)."""
 
     max_qasm_bytes: int = Field(default=512 * 1024, ge=16)
+    max_qubits: int = Field(default=64, ge=1, le=4096, description="declared qubits, checked before parsing")
     max_shots: int = Field(default=100_000, ge=1, le=1_000_000)
     default_shots: int = Field(default=1024, ge=1)
 
@@ -78,6 +79,19 @@ class Settings(BaseSettings):
     runtime: RuntimeSettings = RuntimeSettings()
     limits: LimitSettings = LimitSettings()
     node: dict[str, Any] = Field(default_factory=dict, description="read by `qb2 node`, see service_node.config")
+
+    @model_validator(mode="after")
+    def _states_fit_in_a_frame(self) -> Settings:
+        limit = self.p2p.max_frame_mib * 1024 * 1024
+        dm = 16 * 4 ** self.compiler.density_matrix_max_qubits
+        sv = 16 * 2 ** self.compiler.statevector_max_qubits
+        for key, size in (("compiler.density_matrix_max_qubits", dm), ("compiler.statevector_max_qubits", sv)):
+            if size > limit:
+                raise ValueError(
+                    f"{key}: its largest state is {size // 2**20} MiB but p2p.max_frame_mib is "
+                    f"{self.p2p.max_frame_mib}; lower {key} or raise p2p.max_frame_mib"
+                )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -124,5 +138,5 @@ def _describe(exc: ValidationError) -> str:
         key = ".".join(str(p) for p in err["loc"])
         value = err.get("input")
         shown = "" if isinstance(value, dict) else f" = {value!r}"
-        lines.append(f"{key}{shown}: {err['msg']}")
+        lines.append(f"{key}{shown}: {err['msg']}" if key else err["msg"].removeprefix("Value error, "))
     return "invalid configuration:\n  " + "\n  ".join(lines)

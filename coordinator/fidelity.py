@@ -77,7 +77,8 @@ def ideal_distribution(ir: CircuitIR) -> dict[str, float] | None:
     """
     if not ir.measurements or ir.num_qubits > IDEAL_MAX_QUBITS:
         return None
-    measured = [m.qubit for m in ir.measurements]
+    measured = list(dict.fromkeys(m.qubit for m in ir.measurements))  # a qubit may feed several clbits
+    position = {q: k for k, q in enumerate(measured)}
     probs = Statevector(to_quantum_circuit(ir, include_measurements=False)).probabilities(qargs=measured)
     sizes = [r.size for r in ir.cregs] or [ir.num_clbits]
     out: dict[str, float] = {}
@@ -85,8 +86,8 @@ def ideal_distribution(ir: CircuitIR) -> dict[str, float] | None:
         if p < 1e-12:
             continue
         clbits = [0] * ir.num_clbits
-        for k, m in enumerate(ir.measurements):
-            clbits[m.clbit] = (index >> k) & 1
+        for m in ir.measurements:
+            clbits[m.clbit] = (index >> position[m.qubit]) & 1
         key = format_bitstring(clbits, sizes)
         out[key] = out.get(key, 0.0) + float(p)
     return out

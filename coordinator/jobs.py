@@ -24,7 +24,7 @@ class JobState(StrEnum):
         return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
-FragmentStatus = Literal["PENDING", "RUNNING", "DONE", "FAILED"]
+FragmentStatus = Literal["PENDING", "RUNNING", "DONE", "FAILED", "CANCELLED"]
 
 
 class ErrorInfo(BaseModel):

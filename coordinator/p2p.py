@@ -14,7 +14,7 @@ import logging
 import time
 
 import trio
-from libp2p.abc import IHost
+from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.pubsub.pubsub import Pubsub
@@ -77,17 +77,29 @@ class CoordinatorNetwork:
                 or no answer within ``timeout_s`` seconds.
         """
         started = time.perf_counter()
+        stream = None
         try:
             with trio.fail_after(timeout_s):
                 stream = await self.host.new_stream(ID.from_base58(node_id), [TProtocol(EXECUTE_PROTOCOL_ID)])
-                try:
-                    await write_frame(stream, request, payload)
-                    header, out = await read_frame(stream, ExecuteResponse, max_payload=self.max_frame_bytes)
-                finally:
-                    with trio.move_on_after(1):
-                        await stream.close()
-        except trio.TooSlowError:
-            raise InvocationError(f"node {node_id} did not answer within {timeout_s} s") from None
-        except Exception as exc:
-            raise InvocationError(f"node {node_id} unreachable: {type(exc).__name__}: {exc}") from exc
+                await write_frame(stream, request, payload)
+                header, out = await read_frame(stream, ExecuteResponse, max_payload=self.max_frame_bytes)
+        except BaseException as exc:
+            if stream is not None:  # free the stream and any late reply buffered for it
+                await _reset(stream)
+            if isinstance(exc, trio.TooSlowError):
+                raise InvocationError(f"node {node_id} did not answer within {timeout_s} s") from None
+            if isinstance(exc, Exception):
+                raise InvocationError(f"node {node_id} unreachable: {type(exc).__name__}: {exc}") from exc
+            raise  # cancellation
+        with trio.move_on_after(1):
+            await stream.close()
         return header, out, time.perf_counter() - started
+
+
+async def _reset(stream: INetStream) -> None:
+    """Reset ``stream`` even while the caller is being cancelled (bounded to 1 s)."""
+    with trio.CancelScope(shield=True), trio.move_on_after(1):
+        try:
+            await stream.reset()
+        except Exception as exc:  # already gone
+            log.debug("stream reset failed", extra={"reason": repr(exc)})

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+import trio
+
 from protocol.advert import ServiceAdvertisement
 
 NodeStatus = Literal["available", "busy", "draining", "stale"]
@@ -39,6 +41,7 @@ class Registry:
         self.ttl_s = ttl_s
         self._clock = clock
         self._entries: dict[str, RegistryEntry] = {}
+        self._changed = trio.Event()
         self.rejected = 0
 
     def __len__(self) -> int:
@@ -57,13 +60,22 @@ class Registry:
         entry = self._entries.get(advert.node_id)
         if entry is None:
             self._entries[advert.node_id] = RegistryEntry(advert, now)
-            return True
-        newer = advert.sequence > entry.advert.sequence or advert.timestamp > entry.advert.timestamp
-        if not newer:
+        elif advert.sequence > entry.advert.sequence or advert.timestamp > entry.advert.timestamp:
+            entry.advert, entry.received_at = advert, now
+            entry.adverts_seen += 1
+        else:
             return False
-        entry.advert, entry.received_at = advert, now
-        entry.adverts_seen += 1
+        self._changed.set()
+        self._changed = trio.Event()
         return True
+
+    def waiters(self) -> int:
+        """How many tasks are blocked in :meth:`wait_changed` (e.g. jobs waiting for nodes)."""
+        return self._changed.statistics().tasks_waiting
+
+    async def wait_changed(self) -> None:
+        """Wait until the next advertisement that changes the registry."""
+        await self._changed.wait()
 
     def status(self, node_id: str) -> NodeStatus:
         """``stale`` when the last advertisement is older than the TTL, else the advertised availability.

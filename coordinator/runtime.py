@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import trio
@@ -25,11 +26,13 @@ import trio
 from compiler.ir import CircuitIR
 from compiler.plan import FragmentPlan, Plan
 from coordinator.handoff import Component, QuantumState
-from coordinator.jobs import FragmentRecord
+from coordinator.jobs import FragmentRecord, FragmentStatus
 from protocol.execute import ClbitRegister, ExecuteRequest, ExecuteResponse, GateOp
 from protocol.state import pack_state, unpack_state
 
 log = logging.getLogger("qb2.coordinator.runtime")
+
+E = TypeVar("E", bound=BaseException)
 
 #: ``invoke(node_id, request, payload) -> (response, payload)``; raises on transport failure.
 Invoker = Callable[[str, ExecuteRequest, bytes], Awaitable[tuple[ExecuteResponse, bytes]]]
@@ -83,8 +86,9 @@ async def execute_plan(
     """Execute ``plan`` for circuit ``ir`` and return counts and fragment records.
 
     Raises:
-        FragmentFailed: a node was unreachable or reported an error; the other
-            running fragments are cancelled.
+        FragmentFailed: a node was unreachable, reported an error or returned
+            a malformed state; the other running fragments are cancelled and
+            recorded as CANCELLED. (Raised bare, not inside an exception group.)
     """
     state = QuantumState(ir.num_qubits, plan.representation)
     records = {
@@ -101,28 +105,32 @@ async def execute_plan(
         record = records[fragment.fragment_id]
         record.status, record.started_at, record.attempts = "RUNNING", time.time(), record.attempts + 1
         await on_record(record)
-        sent = time.perf_counter()
         try:
-            response, payload = await invoke(fragment.node_id, request, pack_state(component.state))
-        except Exception as exc:
-            await _fail(record, str(exc), on_record)
-            raise FragmentFailed(fragment.fragment_id, fragment.node_id, str(exc)) from exc
-        record.round_trip_s = time.perf_counter() - sent
-        if not response.ok:
-            reason = f"{response.error.code}: {response.error.message}" if response.error else "unknown error"
-            await _fail(record, reason, on_record)
-            raise FragmentFailed(fragment.fragment_id, fragment.node_id, reason)
-        if fragment.kind == "gates":
-            try:
-                returned = unpack_state(payload, plan.representation, len(component.qubits))
+            payload = await trio.to_thread.run_sync(pack_state, component.state)
+            sent = time.perf_counter()
+            response, payload = await invoke(fragment.node_id, request, payload)
+            record.round_trip_s = time.perf_counter() - sent
+            if response.node_id != fragment.node_id:
+                raise FragmentError(f"answered by {response.node_id}, not the assigned node")
+            if not response.ok:
+                raise FragmentError(
+                    f"{response.error.code}: {response.error.message}" if response.error else "unknown error"
+                )
+            if fragment.kind == "gates":
+                width = len(component.qubits)
+                returned = await trio.to_thread.run_sync(unpack_state, payload, plan.representation, width)
                 state.update(component, returned)
-            except ValueError as exc:
-                await _fail(record, str(exc), on_record)
-                raise FragmentFailed(fragment.fragment_id, fragment.node_id, str(exc)) from exc
-        record.status, record.ended_at = "DONE", time.time()
+        except trio.Cancelled:
+            with trio.CancelScope(shield=True):
+                await _finish(record, "CANCELLED", "cancelled after another fragment failed", on_record)
+            raise
+        except Exception as exc:  # transport failure, node error, malformed state
+            reason = str(exc) or type(exc).__name__
+            await _finish(record, "FAILED", reason, on_record)
+            raise FragmentFailed(fragment.fragment_id, fragment.node_id, reason) from exc
         record.native_op_counts = dict(response.native_op_counts)
         record.simulation_s = response.simulation_s
-        await on_record(record)
+        await _finish(record, "DONE", None, on_record)
         return response
 
     done: set[str] = set()
@@ -134,7 +142,7 @@ async def execute_plan(
         await run(fragment, component, request)
         await finished_send.send(fragment.fragment_id)
 
-    async with trio.open_nursery() as nursery:
+    async def schedule(nursery: trio.Nursery) -> None:
         while pending or holding:
             busy = {q for comp in holding.values() for q in comp.qubits}
             for fragment in list(pending):
@@ -142,7 +150,7 @@ async def execute_plan(
                     continue
                 if any(q in busy for c in state.components_of(fragment.qubits) for q in c.qubits):
                     continue
-                component = state.gather(fragment.qubits)
+                component = await trio.to_thread.run_sync(state.gather, fragment.qubits)
                 busy.update(component.qubits)
                 holding[fragment.fragment_id] = component
                 pending.remove(fragment)
@@ -154,10 +162,19 @@ async def execute_plan(
             del holding[finished]
             done.add(finished)
 
+    try:
+        async with trio.open_nursery() as nursery:
+            await schedule(nursery)
+    except BaseExceptionGroup as group:  # trio wraps child errors; surface the fragment's own
+        failed = _first(group, FragmentFailed)
+        if failed is None:
+            raise
+        raise failed from None
+
     final_state = state.full().copy() if keep_final_state else None
     counts: dict[str, int] = {}
     if readout is not None:
-        component = state.gather(readout.qubits)
+        component = await trio.to_thread.run_sync(state.gather, readout.qubits)
         request = ExecuteRequest(
             job_id=job_id,
             fragment_id=readout.fragment_id,
@@ -201,6 +218,20 @@ def _clbit_registers(ir: CircuitIR) -> tuple[ClbitRegister, ...]:
     return (ClbitRegister(name="c", size=ir.num_clbits),) if ir.num_clbits else ()
 
 
-async def _fail(record: FragmentRecord, reason: str, on_record: RecordSink) -> None:
-    record.status, record.ended_at, record.error = "FAILED", time.time(), reason
+class FragmentError(Exception):
+    """The node answered, but not with a usable result."""
+
+
+async def _finish(record: FragmentRecord, status: FragmentStatus, error: str | None, on_record: RecordSink) -> None:
+    record.status, record.ended_at, record.error = status, time.time(), error
     await on_record(record)
+
+
+def _first(group: BaseExceptionGroup, kind: type[E]) -> E | None:
+    """The first exception of type ``kind`` in a (possibly nested) exception group."""
+    for exc in group.exceptions:
+        if isinstance(exc, kind):
+            return exc
+        if isinstance(exc, BaseExceptionGroup) and (found := _first(exc, kind)) is not None:
+            return found
+    return None

@@ -24,6 +24,7 @@ from compiler import (
     Plan,
     PlannerOptions,
     QasmValidationError,
+    declared_qubits,
     parse_qasm,
     plan_circuit,
 )
@@ -83,7 +84,6 @@ class CoordinatorService:
         self.store = store
         self.invoke = invoke
         self._queue_send, self._queue_recv = trio.open_memory_channel[str](settings.runtime.queue_capacity)
-        self.queued = 0
 
     def planner_options(self) -> PlannerOptions:
         """Planner options from the ``[compiler]`` settings."""
@@ -132,6 +132,11 @@ class CoordinatorService:
         if len(submission.qasm.encode()) > limits.max_qasm_bytes:
             raise SubmissionRejected(413, ErrorInfo(
                 code="too_large", message=f"qasm is larger than the {limits.max_qasm_bytes}-byte limit"))
+        width = declared_qubits(submission.qasm)
+        if width > limits.max_qubits:
+            raise SubmissionRejected(422, ErrorInfo(
+                code="too_wide", message=f"the program declares {width} qubits; the limit is {limits.max_qubits}",
+                details={"declared_qubits": width, "max_qubits": limits.max_qubits}))
         fmt = submission.format or detect_format(submission.qasm)
         name = submission.name or "circuit"
         ir, _ = await trio.to_thread.run_sync(self.compile, submission.qasm, fmt, name)
@@ -145,17 +150,23 @@ class CoordinatorService:
         if stats.current_buffer_used >= stats.max_buffer_size:
             raise SubmissionRejected(503, ErrorInfo(code="queue_full", message="job queue is full; retry later"))
         await self.store.insert_job(job, submission.qasm)  # persisted before it is acted on (FR-010)
-        await self._queue_send.send(job.job_id)
-        self.queued += 1
+        try:
+            self._queue_send.send_nowait(job.job_id)
+        except trio.WouldBlock:  # filled by concurrent submits since the check above
+            await self.store.delete_job(job.job_id)
+            raise SubmissionRejected(503, ErrorInfo(code="queue_full", message="job queue is full; retry later")) from None
         log.info("job queued", extra={"job_id": job.job_id, "job_name": name, "qubits": ir.num_qubits})
         return job
 
     async def recover(self) -> int:
-        """Requeue every job that was not finished when the coordinator stopped; returns how many."""
+        """Requeue every job that was not finished when the coordinator stopped; returns how many.
+
+        Call it after :meth:`run_workers` has started: it blocks while the queue is full.
+        """
         ids = await self.store.unfinished_job_ids()
         for job_id in ids:
             await self.store.set_state(job_id, JobState.QUEUED, time.time())
-            self._queue_send.send_nowait(job_id)
+            await self._queue_send.send(job_id)  # workers are already draining the queue
         if ids:
             log.info("requeued unfinished jobs", extra={"count": len(ids)})
         return len(ids)
@@ -182,25 +193,20 @@ class CoordinatorService:
             return
         fmt, text = source
         await self._transition(job_id, JobState.COMPILING)
+        await self.store.delete_fragments(job_id)  # a recovered job starts its fragments afresh
         try:
-            ir, plan = await trio.to_thread.run_sync(self.compile, text, fmt, job.name)
+            ir, plan = await self._compile_when_nodes_allow(text, fmt, job.name)
         except SubmissionRejected as exc:
             await self._fail(job_id, exc.error)
             return
         await self.store.set_plan(job_id, plan.to_json())
         fidelities = {n.node_id: n.fidelity for n in self.registry.query(include_unavailable=True)}
         await self._transition(job_id, JobState.EXECUTING)
-        timeout_s = self.settings.runtime.execute_timeout_s
-
-        async def invoke(node_id, request, payload):  # type: ignore[no-untyped-def]
-            with trio.fail_after(timeout_s):
-                return await self.invoke(node_id, request, payload)
-
         async def on_record(record: FragmentRecord) -> None:
             await self.store.save_fragment(job_id, record)
 
         try:
-            execution = await execute_plan(plan, ir, invoke, job_id=job_id, shots=job.shots, seed=job.seed,
+            execution = await execute_plan(plan, ir, self.invoke, job_id=job_id, shots=job.shots, seed=job.seed,
                                            on_record=on_record)
         except FragmentFailed as exc:
             await self._fail(job_id, ErrorInfo(
@@ -223,6 +229,26 @@ class CoordinatorService:
         await self.store.complete(job_id, result, time.time())
         log.info("job completed", extra={"job_id": job_id, "execution_s": round(execution.execution_s, 4),
                                          "fragments": len(plan.fragments), "nodes": len(plan.nodes)})
+
+    async def _compile_when_nodes_allow(self, text: str, fmt: Literal["qasm2", "qasm3"], name: str) -> tuple[CircuitIR, Plan]:
+        """Compile; if no node (or no suitable node) is registered, wait up to one registry TTL for one.
+
+        An admitted job was feasible when it was submitted, so infeasibility now
+        means nodes went stale or the coordinator restarted with an empty
+        registry (FR-010): nodes re-advertise within their advert interval.
+
+        Raises:
+            SubmissionRejected: still infeasible after the grace period.
+        """
+        deadline = trio.current_time() + self.settings.discovery.registry_ttl_s
+        while True:
+            try:
+                return await trio.to_thread.run_sync(self.compile, text, fmt, name)
+            except SubmissionRejected as exc:
+                if exc.error.code not in ("no_nodes", "infeasible") or trio.current_time() >= deadline:
+                    raise
+            with trio.move_on_at(deadline):
+                await self.registry.wait_changed()
 
     async def _transition(self, job_id: str, state: JobState) -> None:
         await self.store.set_state(job_id, state, time.time())

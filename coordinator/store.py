@@ -99,15 +99,12 @@ class JobStore:
     async def complete(self, job_id: str, result: JobResult, updated_at: float) -> None:
         """Store the result and mark the job COMPLETED in one transaction."""
 
-        def write() -> None:
-            with self._conn:
-                self._conn.execute("BEGIN")
-                self._conn.execute(
-                    "UPDATE jobs SET state=?, updated_at=?, result_json=? WHERE job_id=?",
-                    (JobState.COMPLETED.value, updated_at, result.model_dump_json(), job_id),
-                )
-
-        await self._run(write)
+        await self._run(
+            lambda: self._conn.execute(
+                "UPDATE jobs SET state=?, updated_at=?, result_json=? WHERE job_id=?",
+                (JobState.COMPLETED.value, updated_at, result.model_dump_json(), job_id),
+            )
+        )
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         """The job, or None if unknown."""
@@ -171,7 +168,15 @@ class JobStore:
         )
         return {r["state"]: r["n"] for r in rows}
 
+    async def delete_job(self, job_id: str) -> None:
+        """Remove a job and its fragment records (used when admission is rolled back)."""
+        await self._run(lambda: self._conn.execute("DELETE FROM jobs WHERE job_id=?", (job_id,)))
+
     # -- fragments ----------------------------------------------------------------------
+    async def delete_fragments(self, job_id: str) -> None:
+        """Forget the job's fragment records (a recovered job re-plans and reruns)."""
+        await self._run(lambda: self._conn.execute("DELETE FROM fragments WHERE job_id=?", (job_id,)))
+
     async def save_fragment(self, job_id: str, record: FragmentRecord) -> None:
         """Insert or replace one fragment record."""
         detail = record.model_dump_json(exclude={"fragment_id", "kind", "node_id", "status", "started_at",

@@ -12,6 +12,7 @@ prints medians and P95 of
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import tempfile
 import time
@@ -25,7 +26,7 @@ from experiments.circuits import benchmark_circuit
 def percentile(values: list[float], q: float) -> float:
     """Nearest-rank percentile ``q`` in [0, 100] of a non-empty list."""
     ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))]
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def main() -> None:

@@ -12,7 +12,8 @@ Two kinds of fragment exist:
     Apply ``ops`` (Qiskit standard gate names, qubit indices local to the
     state) with the node's noise to the incoming state and return the new
     state. Qubits listed in ``teleported_qubits`` arrived from another node and
-    first pass through a depolarizing channel of fidelity ``link_fidelity``.
+    first pass through a depolarizing channel of fidelity ``link_fidelity``
+    (density matrices only: a statevector carries no noise, it is estimated).
 ``readout``
     Measure ``measurements`` (qubit -> clbit) on the incoming state ``shots``
     times with the node's readout error and return ``counts``, keyed by

@@ -14,7 +14,8 @@ class P2PSettings(BaseModel):
 
     ``bootstrap`` lists multiaddrs ending in ``/p2p/<peer id>`` to dial at
     start-up: that is how nodes on other machines join a coordinator.
-    ``max_frame_mib`` caps one execution frame (state payload) in MiB.
+    ``max_frame_mib`` caps one execution frame (state payload) in MiB;
+    ``frame_timeout_s`` bounds how long a node waits for a request frame.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -22,6 +23,7 @@ class P2PSettings(BaseModel):
     listen: str = "/ip4/127.0.0.1/tcp/0"
     bootstrap: list[str] = Field(default_factory=list)
     max_frame_mib: int = Field(default=256, ge=1, le=4096)
+    frame_timeout_s: float = Field(default=60.0, gt=0.0, le=3600.0)
 
 
 class DiscoverySettings(BaseModel):

@@ -74,7 +74,7 @@ def make_pubsub(host: IHost, heartbeat_s: float = 1.0) -> tuple[Pubsub, GossipSu
     Start each with ``libp2p.tools.anyio_service.background_trio_service``.
 
     Args:
-        heartbeat_s: GossipSub heartbeat interval in seconds (rounded up to >= 1).
+        heartbeat_s: GossipSub heartbeat interval in seconds (rounded to whole seconds, at least 1).
     """
     router = GossipSub(
         protocols=[PROTOCOL_ID_V11],

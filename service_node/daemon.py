@@ -68,10 +68,12 @@ class ServiceNode:
         """Serve one execution request on ``stream`` and close it."""
         max_payload = self.settings.p2p.max_frame_mib * 1024 * 1024
         try:
-            request, payload = await read_frame(stream, ExecuteRequest, max_payload=max_payload)
-        except FrameError as exc:
-            log.warning("rejected malformed execute frame", extra={"reason": str(exc)})
-            error = ExecuteError(code="bad_request", message=str(exc))
+            with trio.fail_after(self.settings.p2p.frame_timeout_s):
+                request, payload = await read_frame(stream, ExecuteRequest, max_payload=max_payload)
+        except (FrameError, trio.TooSlowError) as exc:
+            reason = str(exc) or "no complete request frame in time"
+            log.warning("rejected execute frame", extra={"reason": reason})
+            error = ExecuteError(code="bad_request", message=reason)
             await _reply(stream, ExecuteResponse(node_id=self.peer_id, ok=False, error=error), b"")
             return
         ids = {"job_id": request.job_id, "fragment_id": request.fragment_id}
@@ -118,10 +120,16 @@ class ServiceNode:
 
 async def _reply(stream: INetStream, header: ExecuteResponse, payload: bytes) -> None:
     try:
-        await write_frame(stream, header, payload)
-        await stream.close()
-    except Exception as exc:  # the requester went away; nothing to keep
+        with trio.fail_after(60):
+            await write_frame(stream, header, payload)
+            await stream.close()
+    except Exception as exc:  # the requester went away; free the stream
         log.warning("could not send execute response", extra={"reason": repr(exc)})
+        with trio.move_on_after(1):
+            try:
+                await stream.reset()
+            except Exception:  # already closed
+                pass
 
 
 async def run_node(

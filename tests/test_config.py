@@ -54,3 +54,10 @@ def test_node_profile_errors() -> None:
         load_node_settings("quantum-toaster")
     with pytest.raises(NodeConfigError, match="node.qubits = 0"):
         load_node_settings("ibm-like", qubits=0)
+
+
+def test_state_limits_must_fit_in_a_frame(tmp_path: Path) -> None:
+    path = tmp_path / "big.toml"
+    path.write_text("[compiler]\ndensity_matrix_max_qubits = 13\n")
+    with pytest.raises(ConfigError, match="compiler.density_matrix_max_qubits: its largest state is 1024 MiB"):
+        load_settings(path)

@@ -82,6 +82,7 @@ BAD_INPUTS = [
     ({}, 422, "invalid_request"),
     ({"qasm": ""}, 422, "invalid_request"),
     ({"qasm": "OPENQASM 2.0;\ninclude \"qelib1.inc\";\nqreg q[40];\nh q[0];\n"}, 422, "infeasible"),
+    ({"qasm": "OPENQASM 2.0;\nqreg q[20000000];\n"}, 422, "too_wide"),  # refused before parsing
 ]
 
 
