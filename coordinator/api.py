@@ -1,26 +1,53 @@
-"""The HTTP job API (FR-009), served by hypercorn's trio worker in the coordinator process.
+"""The HTTP job API (FR-009, FR-012, FR-014), served by hypercorn's trio worker in the coordinator process.
 
 Every error is ``{"error": {"code", "message", "details"}}`` with a 4xx/5xx
 status; schema errors are 422 with the offending field in ``details``.
-OpenAPI docs are at ``/docs`` and ``/openapi.json``.
+OpenAPI docs are at ``/docs`` and ``/openapi.json``. Every response carries
+``X-Request-ID`` (the client's, or a new one), which also tags the log lines.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
+import logging
 import time
+import uuid
+from contextvars import ContextVar
 from typing import Any, Literal
 
-from fastapi import FastAPI, Query, Request
+import trio
+from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from limits import parse as parse_rate
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from coordinator.jobs import ErrorInfo, FragmentRecord, JobRecord, JobResult, JobState
+from coordinator.jobs import ErrorInfo, FragmentRecord, JobEvent, JobRecord, JobResult, JobState, Priority
 from coordinator.service import CoordinatorService, Submission, SubmissionRejected
 from protocol.advert import ServiceAdvertisement
 from protocol.ids import PROTOCOL_VERSION
+
+log = logging.getLogger("qb2.coordinator.api")
+
+#: The request id of the HTTP request being served (for log correlation).
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+class RequestIdFilter(logging.Filter):
+    """Adds ``request_id`` to log records emitted while serving an HTTP request (FR-012)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        rid = request_id.get()
+        if rid is not None and not hasattr(record, "request_id"):
+            record.request_id = rid
+        return True
+
+
+_OPEN_PATHS = frozenset({"/api/v1/health", "/metrics"})  # load balancers and scrapers carry no key
 
 
 class SubmitRequest(BaseModel):
@@ -31,15 +58,18 @@ class SubmitRequest(BaseModel):
     shots: int | None = Field(default=None, ge=1, description="measurement repetitions; default from config")
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1, description="simulator seed for reproducible counts")
     name: str | None = Field(default=None, max_length=128, description="label shown in job lists")
+    priority: Priority = Field(default=Priority.NORMAL, description="queue priority: low, normal, high, urgent")
+    tags: list[str] = Field(default_factory=list, max_length=16, description="free labels to filter job lists by")
 
 
 class SubmitResponse(BaseModel):
-    """Returned at once (202) by submit: poll ``status_url`` or read ``result_url`` when final."""
+    """Returned at once (202) by submit: poll ``status_url``, stream ``stream_url`` or read ``result_url``."""
 
     job_id: str
     state: JobState
     status_url: str
     result_url: str
+    stream_url: str
 
 
 class JobPage(BaseModel):
@@ -79,30 +109,142 @@ class NodeList(BaseModel):
     available: int
 
 
+class DependencyHealth(BaseModel):
+    """One dependency's state: ``ok`` or ``failing``, with a human detail."""
+
+    status: Literal["ok", "failing"]
+    detail: str
+
+
 class Health(BaseModel):
-    """Coordinator health and its dependencies."""
+    """Coordinator health (FR-012). ``status`` is ``ok`` only if every dependency is ``ok``."""
 
     status: Literal["ok", "degraded"]
     peer_id: str
     protocol_version: str
+    dependencies: dict[str, DependencyHealth]
     nodes_available: int
+    queue_depth: int
     jobs: dict[str, int]
     uptime_s: float
 
 
-def _error(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> JSONResponse:
+class ErrorBody(BaseModel):
+    """Every error response: ``{"error": {"code", "message", "details"}}``."""
+
+    error: ErrorInfo
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 422, 429, 503)
+}
+
+
+def _error(status: int, code: str, message: str, details: dict[str, Any] | None = None,
+           headers: dict[str, str] | None = None) -> JSONResponse:
     body = {"error": ErrorInfo(code=code, message=message, details=details or {}).model_dump()}
-    return JSONResponse(status_code=status, content=body)
+    return JSONResponse(status_code=status, content=body, headers=headers)
 
 
-def create_app(service: CoordinatorService, peer_id: str) -> FastAPI:
-    """Build the FastAPI application bound to ``service``."""
+class BodySizeLimit:
+    """ASGI middleware: 413 for a request body over ``max_bytes``, before anything parses it (FR-014)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", [])).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(scope, receive, send)
+            return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited, send)
+        except _TooLarge:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = _error(413, "too_large", f"request body exceeds {self.max_bytes} bytes")
+        await response(scope, receive, send)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(service: CoordinatorService, peer_id: str, health_probe: Any = None) -> FastAPI:
+    """Build the FastAPI application bound to ``service``.
+
+    Args:
+        peer_id: the coordinator's libp2p peer ID (shown by health).
+        health_probe: optional callable returning ``{dependency: (ok, detail)}``
+            for the libp2p host and pubsub mesh.
+    """
+    settings = service.settings
     app = FastAPI(
         title="qb2 coordinator",
         version=PROTOCOL_VERSION,
-        description="Submit OpenQASM circuits for distributed execution on qb2 service nodes.",
+        description="Submit OpenQASM circuits for distributed execution on qb2 service nodes. "
+        "Errors are `{\"error\": {\"code\", \"message\", \"details\"}}`.",
     )
     started = time.time()
+    keys = [k.get_secret_value().encode() for k in settings.api.api_keys]
+    limiter = MovingWindowRateLimiter(MemoryStorage()) if settings.api.rate_limit else None
+    rate = parse_rate(settings.api.rate_limit) if settings.api.rate_limit else None
+
+    def presented_key(headers: Any) -> str | None:
+        key = headers.get("x-api-key")
+        auth = headers.get("authorization", "")
+        if key is None and auth.lower().startswith("bearer "):
+            key = auth[7:].strip()
+        return key
+
+    def key_ok(key: str | None) -> bool:
+        if key is None:
+            return False
+        given = key.encode()
+        matches = [hmac.compare_digest(given, k) for k in keys]  # constant time per key, no early exit
+        return any(matches)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next: Any) -> Response:
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        token = request_id.set(rid)
+        try:
+            path = request.url.path
+            key = presented_key(request.headers)
+            if keys and path not in _OPEN_PATHS and not key_ok(key):
+                response: Response = _error(401, "unauthorized", "missing or invalid API key; send X-API-Key",
+                                            headers={"WWW-Authenticate": "Bearer"})
+            elif limiter is not None and rate is not None and path not in _OPEN_PATHS and not limiter.hit(
+                rate, key or (request.client.host if request.client else "unknown")
+            ):
+                stats = limiter.get_window_stats(rate, key or (request.client.host if request.client else "unknown"))
+                retry = max(1, int(stats.reset_time - time.time()) + 1)
+                response = _error(429, "rate_limited", f"rate limit {settings.api.rate_limit} exceeded; retry later",
+                                  {"retry_after_s": retry}, headers={"Retry-After": str(retry)})
+            else:
+                response = await call_next(request)
+            response.headers["X-Request-ID"] = rid
+            return response
+        finally:
+            request_id.reset(token)
+
+    app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_request_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -116,45 +258,91 @@ def create_app(service: CoordinatorService, peer_id: str) -> FastAPI:
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(exc.status_code, "http_error", str(exc.detail))
 
-    @app.post("/api/v1/circuits/submit", status_code=202, response_model=SubmitResponse,
-              responses={413: {"model": dict}, 422: {"model": dict}, 503: {"model": dict}})
+    @app.post("/api/v1/circuits/submit", status_code=202, response_model=SubmitResponse, responses=_ERRORS)
     async def submit(body: SubmitRequest) -> Any:
-        """Validate and queue a circuit; returns ``job_id`` at once."""
-        shots = body.shots or service.settings.limits.default_shots
-        if shots > service.settings.limits.max_shots:
-            return _error(422, "invalid_request", f"shots: at most {service.settings.limits.max_shots} allowed",
+        """Validate and queue a circuit; returns ``job_id`` at once. Nothing is queued on error."""
+        shots = body.shots or settings.limits.default_shots
+        if shots > settings.limits.max_shots:
+            return _error(422, "invalid_request", f"shots: at most {settings.limits.max_shots} allowed",
                           {"errors": [{"field": "shots", "message": "too many shots"}]})
         try:
-            job = await service.submit(Submission(body.qasm, body.format, shots, body.seed, body.name))
+            job = await service.submit(Submission(body.qasm, body.format, shots, body.seed, body.name,
+                                                  body.priority, tuple(body.tags)))
         except SubmissionRejected as exc:
             return JSONResponse(status_code=exc.status, content={"error": exc.error.model_dump()})
-        return SubmitResponse(job_id=job.job_id, state=job.state, status_url=f"/api/v1/jobs/{job.job_id}",
-                              result_url=f"/api/v1/jobs/{job.job_id}/result")
+        base = f"/api/v1/jobs/{job.job_id}"
+        return SubmitResponse(job_id=job.job_id, state=job.state, status_url=base, result_url=f"{base}/result",
+                              stream_url=f"{base}/stream")
 
-    @app.get("/api/v1/jobs", response_model=JobPage)
+    @app.get("/api/v1/jobs", response_model=JobPage, responses=_ERRORS)
     async def list_jobs(
         state: JobState | None = None,
+        tag: str | None = Query(default=None, max_length=128),
+        created_after: float | None = Query(default=None, ge=0, le=1e11, description="Unix seconds, inclusive"),
+        created_before: float | None = Query(default=None, ge=0, le=1e11, description="Unix seconds, exclusive"),
         limit: int = Query(default=50, ge=1, le=500),
         offset: int = Query(default=0, ge=0, le=2**62),
     ) -> JobPage:
-        """Jobs newest first, optionally filtered by ``state``."""
-        jobs, total = await service.store.list_jobs(state=state, limit=limit, offset=offset)
+        """Jobs newest first, filtered by ``state``, ``tag`` and creation time."""
+        jobs, total = await service.store.list_jobs(state=state, tag=tag, created_after=created_after,
+                                                    created_before=created_before, limit=limit, offset=offset)
         return JobPage(jobs=jobs, total=total, limit=limit, offset=offset)
 
-    @app.get("/api/v1/jobs/{job_id}", response_model=JobRecord, responses={404: {"model": dict}})
+    @app.get("/api/v1/jobs/{job_id}", response_model=JobRecord, responses=_ERRORS)
     async def get_job(job_id: str) -> Any:
         """The job's state and metadata."""
         job = await service.store.get_job(job_id)
         return job if job else _error(404, "not_found", f"no job {job_id}")
 
-    @app.get("/api/v1/jobs/{job_id}/fragments", response_model=list[FragmentRecord])
+    @app.post("/api/v1/jobs/{job_id}/cancel", response_model=JobRecord, responses=_ERRORS)
+    async def cancel(job_id: str) -> Any:
+        """Cancel a queued or running job (final state CANCELLED); a finished job is returned unchanged."""
+        job = await service.cancel(job_id)
+        return job if job else _error(404, "not_found", f"no job {job_id}")
+
+    @app.get("/api/v1/jobs/{job_id}/events", response_model=list[JobEvent], responses=_ERRORS)
+    async def events(job_id: str) -> Any:
+        """Every state change of the job, oldest first."""
+        if await service.store.get_job(job_id) is None:
+            return _error(404, "not_found", f"no job {job_id}")
+        return await service.store.events(job_id)
+
+    @app.websocket("/api/v1/jobs/{job_id}/stream")
+    async def stream(websocket: WebSocket, job_id: str) -> None:
+        """Push each state change of the job as a JSON :class:`JobEvent`; closes after the final one.
+
+        Close code 4404: unknown job; 4401: API key required (pass ``?api_key=`` or the header).
+        """
+        key = presented_key(websocket.headers) or websocket.query_params.get("api_key")
+        if keys and not key_ok(key):
+            await websocket.close(code=4401)
+            return
+        if await service.store.get_job(job_id) is None:
+            await websocket.close(code=4404)
+            return
+        await websocket.accept()
+        last = 0
+        try:
+            while True:
+                for event in await service.store.events(job_id, last):
+                    await websocket.send_text(event.model_dump_json())
+                    last = event.event_id
+                    if event.state.final:
+                        await websocket.close()
+                        return
+                with trio.move_on_after(5):  # also re-read periodically: changes by other workers
+                    await service.wait_changed()
+        except WebSocketDisconnect:
+            return
+
+    @app.get("/api/v1/jobs/{job_id}/fragments", response_model=list[FragmentRecord], responses=_ERRORS)
     async def get_fragments(job_id: str) -> Any:
         """Per-fragment execution records so far (FR-006)."""
         if await service.store.get_job(job_id) is None:
             return _error(404, "not_found", f"no job {job_id}")
         return await service.store.list_fragments(job_id)
 
-    @app.get("/api/v1/jobs/{job_id}/plan", responses={404: {"model": dict}, 409: {"model": dict}})
+    @app.get("/api/v1/jobs/{job_id}/plan", responses=_ERRORS)
     async def get_plan(job_id: str) -> Any:
         """The job's execution plan: fragments, dependencies, nodes, ebits, estimated fidelity."""
         if await service.store.get_job(job_id) is None:
@@ -162,8 +350,7 @@ def create_app(service: CoordinatorService, peer_id: str) -> FastAPI:
         plan = await service.store.get_plan(job_id)
         return json.loads(plan) if plan else _error(409, "not_ready", "the job has not been compiled yet")
 
-    @app.get("/api/v1/jobs/{job_id}/result", response_model=ResultResponse,
-             responses={404: {"model": dict}, 409: {"model": dict}})
+    @app.get("/api/v1/jobs/{job_id}/result", response_model=ResultResponse, responses=_ERRORS)
     async def get_result(job_id: str) -> Any:
         """Counts, fidelities and fragment records of a COMPLETED job; 409 while it is not."""
         job = await service.store.get_job(job_id)
@@ -171,13 +358,13 @@ def create_app(service: CoordinatorService, peer_id: str) -> FastAPI:
             return _error(404, "not_found", f"no job {job_id}")
         result = await service.store.get_result(job_id)
         if result is None:
-            details = {"state": job.state.value}
+            details: dict[str, Any] = {"state": job.state.value}
             if job.error:
                 details["error"] = job.error.model_dump()
             return _error(409, "not_completed", f"job {job_id} is {job.state.value}", details)
         return ResultResponse(job_id=job_id, state=job.state, **result.model_dump())
 
-    @app.get("/api/v1/nodes", response_model=NodeList)
+    @app.get("/api/v1/nodes", response_model=NodeList, responses=_ERRORS)
     async def nodes() -> NodeList:
         """Every node in the registry with its status (``stale`` after the TTL)."""
         now = time.time()
@@ -187,12 +374,36 @@ def create_app(service: CoordinatorService, peer_id: str) -> FastAPI:
 
     @app.get("/api/v1/health", response_model=Health, responses={503: {"model": Health}})
     async def health() -> Any:
-        """200 when the database answers and at least one node is available, else 503."""
-        jobs = await service.store.count_by_state()
+        """200 when the database, libp2p host, pubsub mesh and registry are all healthy, else 503."""
+        deps: dict[str, DependencyHealth] = {}
+        db_ok = await service.store.ping()
+        deps["database"] = DependencyHealth(status="ok" if db_ok else "failing", detail=str(service.store.db_path))
+        for name, (ok, detail) in (health_probe() if health_probe else {}).items():
+            deps[name] = DependencyHealth(status="ok" if ok else "failing", detail=detail)
         available = len(service.registry.query())
-        body = Health(status="ok" if available else "degraded", peer_id=peer_id, protocol_version=PROTOCOL_VERSION,
-                      nodes_available=available, jobs=jobs, uptime_s=time.time() - started)
-        return JSONResponse(status_code=200 if available else 503, content=body.model_dump())
+        deps["registry"] = DependencyHealth(
+            status="ok" if available else "failing",
+            detail=f"{available} of {len(service.registry)} nodes advertised within {service.registry.ttl_s} s",
+        )
+        healthy = all(d.status == "ok" for d in deps.values())
+        jobs = await service.store.count_by_state() if db_ok else {}
+        body = Health(status="ok" if healthy else "degraded", peer_id=peer_id, protocol_version=PROTOCOL_VERSION,
+                      dependencies=deps, nodes_available=available, queue_depth=len(service.queue), jobs=jobs,
+                      uptime_s=time.time() - started)
+        return JSONResponse(status_code=200 if healthy else 503, content=body.model_dump())
+
+    @app.get("/metrics", response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus text format: queue depth, latencies, retries, failures, success rate, registry size."""
+        m = service.metrics
+        m.queue_depth.set(len(service.queue))
+        m.adverts_rejected.set(service.registry.rejected)
+        counts: dict[str, int] = {"available": 0, "busy": 0, "draining": 0, "stale": 0}
+        for entry in service.registry.entries():
+            counts[service.registry.status(entry.advert.node_id)] += 1
+        for status, n in counts.items():
+            m.registry_size.labels(status=status).set(n)
+        return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app
 

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from protocol.settings import DiscoverySettings, P2PSettings
 from pydantic_settings import (
     BaseSettings,
@@ -27,10 +27,30 @@ class _Section(BaseModel):
 
 
 class ApiSettings(_Section):
-    """HTTP job API. ``port = 0`` picks a free ephemeral port."""
+    """HTTP job API (FR-009, FR-014). ``port = 0`` picks a free ephemeral port.
+
+    ``api_keys``: when non-empty, every request except health and metrics needs
+    ``X-API-Key: <key>`` (or ``Authorization: Bearer <key>``); several keys allow
+    rotation. ``rate_limit``: requests per client (API key, else IP address),
+    in the ``limits`` notation such as ``"100/minute"``; empty disables it.
+    """
 
     host: str = "127.0.0.1"
     port: int = Field(default=8700, ge=0, le=65535)
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    rate_limit: str = ""
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_notation(cls, value: str) -> str:
+        if value:
+            from limits import parse
+
+            try:
+                parse(value)
+            except ValueError:
+                raise ValueError("expected a rate such as '100/minute' or '5/second'") from None
+        return value
 
 
 class CompilerSettings(_Section):
@@ -56,6 +76,8 @@ class LimitSettings(_Section):
 
     max_qasm_bytes: int = Field(default=512 * 1024, ge=16)
     max_qubits: int = Field(default=64, ge=1, le=4096, description="declared qubits, checked before parsing")
+    max_operations: int = Field(default=100_000, ge=1, description="gates + measurements after parsing")
+    max_request_bytes: int = Field(default=1024 * 1024, ge=1024, description="HTTP request body size")
     max_shots: int = Field(default=100_000, ge=1, le=1_000_000)
     default_shots: int = Field(default=1024, ge=1)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +25,15 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from libp2p.tools.anyio_service import background_trio_service
 
-from coordinator.api import create_app
+from coordinator.api import RequestIdFilter, create_app
 from coordinator.config import Settings
 from coordinator.p2p import CoordinatorNetwork
 from coordinator.registry import Registry
 from coordinator.service import CoordinatorService
 from coordinator.store import JobStore
+from protocol.advert import ServiceAdvertisement
 from protocol.execute import ExecuteRequest, ExecuteResponse
+from protocol.ids import ADVERT_TOPIC
 from protocol.transport import load_or_create_identity, make_host, make_pubsub
 
 log = logging.getLogger("qb2.coordinator")
@@ -58,17 +61,35 @@ async def run_coordinator(
             once the API and the libp2p host listen (ports may be ephemeral).
     """
     store = JobStore(settings.data_dir / "coordinator.db")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RequestIdFilter())
     key_pair = load_or_create_identity(settings.data_dir / "coordinator" / "identity.key")
     host = make_host(key_pair)
     pubsub, router = make_pubsub(host, settings.discovery.gossip_heartbeat_s)
     registry = Registry(settings.discovery.registry_ttl_s)
-    network = CoordinatorNetwork(host, pubsub, registry, settings.p2p.max_frame_mib * 1024 * 1024)
+    for advert_json, _ in await store.load_nodes():  # stale until each node re-advertises (FR-010)
+        registry.restore(ServiceAdvertisement.model_validate_json(advert_json))
+
+    async def persist(advert: ServiceAdvertisement) -> None:
+        await store.save_node(advert.model_dump_json(), advert.node_id, time.time())
+
+    network = CoordinatorNetwork(host, pubsub, registry, settings.p2p.max_frame_mib * 1024 * 1024,
+                                 allowed_peers=frozenset(settings.p2p.allowed_peers), on_advert=persist)
 
     async def invoke(node_id: str, request: ExecuteRequest, payload: bytes) -> tuple[ExecuteResponse, bytes]:
         header, out, _ = await network.invoke(node_id, request, payload, settings.runtime.execute_timeout_s)
         return header, out
 
     service = CoordinatorService(settings, registry, store, invoke)
+
+    def health_probe() -> dict[str, tuple[bool, str]]:
+        addrs = host.get_addrs()
+        pubsub_peers = len(pubsub.peers)
+        return {
+            "libp2p_host": (bool(addrs), f"listening on {len(addrs)} multiaddrs, {len(host.get_connected_peers())} peers"),
+            "pubsub": (pubsub_peers > 0, f"{pubsub_peers} peers speak GossipSub with us"),
+        }
+
     try:
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(host.run(listen_addrs=[multiaddr.Multiaddr(settings.p2p.listen)]))
@@ -83,7 +104,8 @@ async def run_coordinator(
                 config.bind = [f"{settings.api.host}:{settings.api.port}"]
                 config.accesslog = None
                 config.errorlog = logging.getLogger("hypercorn.error")
-                binds = await nursery.start(serve, create_app(service, network.peer_id), config)
+                app = create_app(service, network.peer_id, health_probe)
+                binds = await nursery.start(serve, app, config)
                 info = CoordinatorInfo(
                     api_url=binds[0], peer_id=network.peer_id, multiaddrs=[str(a) for a in host.get_addrs()]
                 )

@@ -24,6 +24,20 @@ class JobState(StrEnum):
         return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
+class Priority(StrEnum):
+    """Queue priority (FR-009): higher priorities leave the queue first; FIFO within one."""
+
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+    @property
+    def rank(self) -> int:
+        """0 for urgent ... 3 for low: smaller leaves the queue first."""
+        return (Priority.URGENT, Priority.HIGH, Priority.NORMAL, Priority.LOW).index(self)
+
+
 FragmentStatus = Literal["PENDING", "RUNNING", "DONE", "FAILED", "CANCELLED"]
 
 
@@ -103,4 +117,19 @@ class JobRecord(BaseModel):
     seed: int | None
     num_qubits: int
     num_operations: int
+    priority: Priority = Priority.NORMAL
+    tags: list[str] = Field(default_factory=list)
     error: ErrorInfo | None = None
+
+
+class JobEvent(BaseModel):
+    """One state change of a job, as stored in the event log and pushed on the job stream.
+
+    ``event_id`` increases monotonically across all jobs; ``at`` is Unix seconds.
+    """
+
+    event_id: int
+    job_id: str
+    state: JobState
+    at: float
+    detail: dict[str, Any] = Field(default_factory=dict)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import trio
 from libp2p.abc import IHost, INetStream
@@ -20,12 +21,16 @@ from libp2p.peer.id import ID
 from libp2p.pubsub.pubsub import Pubsub
 
 from coordinator.registry import Registry
-from protocol.advert import AdvertisementRejected, parse_advertisement
+from protocol.advert import AdvertisementRejected, ServiceAdvertisement, parse_advertisement
 from protocol.execute import ExecuteRequest, ExecuteResponse
 from protocol.framing import read_frame, write_frame
 from protocol.ids import ADVERT_TOPIC, EXECUTE_PROTOCOL_ID
 
 log = logging.getLogger("qb2.coordinator.p2p")
+
+
+#: Fields that change with every advertisement; equal otherwise means "no capability change".
+_VOLATILE = {"timestamp": 1.0, "sequence": 0}
 
 
 class InvocationError(Exception):
@@ -35,11 +40,14 @@ class InvocationError(Exception):
 class CoordinatorNetwork:
     """The coordinator's libp2p host, its pubsub service and the registry it feeds."""
 
-    def __init__(self, host: IHost, pubsub: Pubsub, registry: Registry, max_frame_bytes: int) -> None:
+    def __init__(self, host: IHost, pubsub: Pubsub, registry: Registry, max_frame_bytes: int,
+                 allowed_peers: frozenset[str] = frozenset(), on_advert: Callable[[ServiceAdvertisement], Awaitable[None]] | None = None) -> None:
         self.host = host
         self.pubsub = pubsub
         self.registry = registry
         self.max_frame_bytes = max_frame_bytes
+        self.allowed_peers = allowed_peers
+        self.on_advert = on_advert
         self.peer_id = host.get_id().to_base58()
 
     async def ingest_advertisements(self) -> None:
@@ -53,16 +61,24 @@ class CoordinatorNetwork:
             message = await subscription.get()
             signer = ID(message.from_id).to_base58()
             try:
+                if self.allowed_peers and signer not in self.allowed_peers:
+                    raise AdvertisementRejected(f"peer {signer} is not in p2p.allowed_peers")
                 advert = parse_advertisement(message.data, signer)
             except AdvertisementRejected as exc:
                 self.registry.rejected += 1
                 log.warning("advertisement rejected", extra={"peer_id": signer, "reason": exc.reason})
                 continue
-            if self.registry.observe(advert) and self.registry.get(advert.node_id).adverts_seen == 1:
+            previous = self.registry.get(advert.node_id)
+            before = previous.advert if previous else None
+            if not self.registry.observe(advert):
+                continue
+            if before is None or before.model_copy(update=_VOLATILE) != advert.model_copy(update=_VOLATILE):
                 log.info(
-                    "node discovered",
+                    "node capabilities" if before else "node discovered",
                     extra={"peer_id": advert.node_id, "node_name": advert.name, "qubits": advert.qubit_range.max},
                 )
+                if self.on_advert is not None:
+                    await self.on_advert(advert)
 
     async def invoke(
         self, node_id: str, request: ExecuteRequest, payload: bytes, timeout_s: float

@@ -77,6 +77,11 @@ class Registry:
         """Wait until the next advertisement that changes the registry."""
         await self._changed.wait()
 
+    def restore(self, advert: ServiceAdvertisement) -> None:
+        """Reload a persisted advertisement after a restart: stale until the node advertises again (FR-010)."""
+        if advert.node_id not in self._entries:
+            self._entries[advert.node_id] = RegistryEntry(advert, received_at=0.0, adverts_seen=0)
+
     def status(self, node_id: str) -> NodeStatus:
         """``stale`` when the last advertisement is older than the TTL, else the advertised availability.
 

@@ -30,7 +30,9 @@ from compiler import (
 )
 from coordinator.config import Settings
 from coordinator.fidelity import estimated_fidelity, ideal_distribution, measured_fidelity
-from coordinator.jobs import ErrorInfo, FragmentRecord, JobRecord, JobResult, JobState
+from coordinator.jobs import ErrorInfo, FragmentRecord, JobRecord, JobResult, JobState, Priority
+from coordinator.metrics import Metrics
+from coordinator.queue import JobQueue, QueueFull
 from coordinator.registry import Registry
 from coordinator.runtime import FragmentFailed, Invoker, execute_plan
 from coordinator.store import JobStore
@@ -56,6 +58,8 @@ class Submission:
     shots: int
     seed: int | None
     name: str | None
+    priority: Priority = Priority.NORMAL
+    tags: tuple[str, ...] = ()
 
 
 def detect_format(text: str) -> Literal["qasm2", "qasm3"]:
@@ -83,7 +87,10 @@ class CoordinatorService:
         self.registry = registry
         self.store = store
         self.invoke = invoke
-        self._queue_send, self._queue_recv = trio.open_memory_channel[str](settings.runtime.queue_capacity)
+        self.queue = JobQueue(settings.runtime.queue_capacity)
+        self.metrics = Metrics()
+        self._running: dict[str, trio.CancelScope] = {}  # job id -> scope of the worker running it
+        self._changed = trio.Event()  # set (and replaced) on every job state change
 
     def planner_options(self) -> PlannerOptions:
         """Planner options from the ``[compiler]`` settings."""
@@ -108,6 +115,11 @@ class CoordinatorService:
         except QasmValidationError as exc:
             raise SubmissionRejected(422, ErrorInfo(code="invalid_qasm", message=exc.message,
                                                     details=exc.to_dict())) from None
+        limit = self.settings.limits.max_operations
+        if ir.num_operations > limit:
+            raise SubmissionRejected(422, ErrorInfo(
+                code="too_many_operations", message=f"the circuit has {ir.num_operations} operations; the limit is {limit}",
+                details={"operations": ir.num_operations, "max_operations": limit}))
         nodes = self.registry.query()
         if not nodes:
             raise SubmissionRejected(503, ErrorInfo(
@@ -144,32 +156,68 @@ class CoordinatorService:
         job = JobRecord(
             job_id=uuid.uuid4().hex, state=JobState.QUEUED, created_at=now, updated_at=now, name=name,
             format=fmt, shots=submission.shots, seed=submission.seed, num_qubits=ir.num_qubits,
-            num_operations=ir.num_operations,
+            num_operations=ir.num_operations, priority=submission.priority, tags=list(submission.tags),
         )
-        stats = self._queue_send.statistics()
-        if stats.current_buffer_used >= stats.max_buffer_size:
+        if len(self.queue) >= self.queue.capacity:
             raise SubmissionRejected(503, ErrorInfo(code="queue_full", message="job queue is full; retry later"))
         await self.store.insert_job(job, submission.qasm)  # persisted before it is acted on (FR-010)
         try:
-            self._queue_send.send_nowait(job.job_id)
-        except trio.WouldBlock:  # filled by concurrent submits since the check above
+            self.queue.put_nowait(job.job_id, job.priority)
+        except QueueFull:  # filled by concurrent submits since the check above
             await self.store.delete_job(job.job_id)
             raise SubmissionRejected(503, ErrorInfo(code="queue_full", message="job queue is full; retry later")) from None
+        self.metrics.jobs_submitted.inc()
+        self.metrics.queue_depth.set(len(self.queue))
+        self._notify()
         log.info("job queued", extra={"job_id": job.job_id, "job_name": name, "qubits": ir.num_qubits})
         return job
 
     async def recover(self) -> int:
         """Requeue every job that was not finished when the coordinator stopped; returns how many.
 
-        Call it after :meth:`run_workers` has started: it blocks while the queue is full.
+        Jobs beyond the queue capacity wait until workers make room.
         """
-        ids = await self.store.unfinished_job_ids()
-        for job_id in ids:
-            await self.store.set_state(job_id, JobState.QUEUED, time.time())
-            await self._queue_send.send(job_id)  # workers are already draining the queue
-        if ids:
-            log.info("requeued unfinished jobs", extra={"count": len(ids)})
-        return len(ids)
+        jobs = await self.store.unfinished_jobs()
+        for job in jobs:
+            if job.state is not JobState.QUEUED:
+                await self.store.set_state(job.job_id, JobState.QUEUED, time.time(), )
+            while True:
+                try:
+                    self.queue.put_nowait(job.job_id, job.priority)
+                    break
+                except QueueFull:
+                    await self.wait_changed()
+        self.metrics.queue_depth.set(len(self.queue))
+        if jobs:
+            log.info("requeued unfinished jobs", extra={"count": len(jobs)})
+        return len(jobs)
+
+    async def cancel(self, job_id: str) -> JobRecord | None:
+        """Cancel a job (FR-009): a queued job leaves the queue, a running one is stopped.
+
+        Returns:
+            The job record after the request (already-final jobs are returned
+            unchanged), or None for an unknown job.
+        """
+        job = await self.store.get_job(job_id)
+        if job is None or job.state.final:
+            return job
+        if self.queue.remove(job_id):
+            self.metrics.queue_depth.set(len(self.queue))
+            await self._finish(job_id, JobState.CANCELLED, job.created_at)
+        elif job_id in self._running:
+            self._running[job_id].cancel()
+            while not (await self.store.get_job(job_id)).state.final:
+                await self.wait_changed()
+        return await self.store.get_job(job_id)
+
+    async def wait_changed(self) -> None:
+        """Wait until the next job state change (used by the job stream)."""
+        await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
 
     async def run_workers(self) -> None:
         """Run ``runtime.max_concurrent_jobs`` workers until cancelled."""
@@ -178,12 +226,22 @@ class CoordinatorService:
                 nursery.start_soon(self._worker)
 
     async def _worker(self) -> None:
-        async for job_id in self._queue_recv:
-            try:
-                await self.process(job_id)
-            except Exception:  # a bug in one job must not stop the worker
-                log.exception("job crashed", extra={"job_id": job_id})
-                await self._fail(job_id, ErrorInfo(code="internal", message="internal error; see coordinator log"))
+        while True:
+            job_id = await self.queue.get()
+            self.metrics.queue_depth.set(len(self.queue))
+            with trio.CancelScope() as scope:
+                self._running[job_id] = scope
+                try:
+                    await self.process(job_id)
+                except Exception:  # a bug in one job must not stop the worker
+                    log.exception("job crashed", extra={"job_id": job_id})
+                    await self._fail(job_id, ErrorInfo(code="internal", message="internal error; see coordinator log"))
+                finally:
+                    del self._running[job_id]
+            if scope.cancelled_caught:
+                job = await self.store.get_job(job_id)
+                if job is not None and not job.state.final:
+                    await self._finish(job_id, JobState.CANCELLED, job.created_at)
 
     async def process(self, job_id: str) -> None:
         """Compile, execute and record one queued job."""
@@ -204,6 +262,10 @@ class CoordinatorService:
         await self._transition(job_id, JobState.EXECUTING)
         async def on_record(record: FragmentRecord) -> None:
             await self.store.save_fragment(job_id, record)
+            if record.status in ("DONE", "FAILED"):
+                self.metrics.fragment_invocations.labels(node_id=record.node_id, outcome=record.status).inc()
+                if record.round_trip_s is not None:
+                    self.metrics.fragment_latency.observe(record.round_trip_s)
 
         try:
             execution = await execute_plan(plan, ir, self.invoke, job_id=job_id, shots=job.shots, seed=job.seed,
@@ -226,7 +288,7 @@ class CoordinatorService:
             execution_s=execution.execution_s,
             fragments=execution.records,
         )
-        await self.store.complete(job_id, result, time.time())
+        await self._finish(job_id, JobState.COMPLETED, job.created_at, result=result)
         log.info("job completed", extra={"job_id": job_id, "execution_s": round(execution.execution_s, 4),
                                          "fragments": len(plan.fragments), "nodes": len(plan.nodes)})
 
@@ -252,8 +314,19 @@ class CoordinatorService:
 
     async def _transition(self, job_id: str, state: JobState) -> None:
         await self.store.set_state(job_id, state, time.time())
+        self._notify()
+        log.info("job state", extra={"job_id": job_id, "state": state.value})
+
+    async def _finish(self, job_id: str, state: JobState, created_at: float, *, result: JobResult | None = None,
+                      error: ErrorInfo | None = None) -> None:
+        now = time.time()
+        with trio.CancelScope(shield=True):  # a cancelled job must still be recorded as such
+            await self.store.set_state(job_id, state, now, result=result, error=error)
+        self.metrics.job_finished(state.value, now - created_at, error.code if error else None)
+        self._notify()
         log.info("job state", extra={"job_id": job_id, "state": state.value})
 
     async def _fail(self, job_id: str, error: ErrorInfo) -> None:
-        await self.store.set_state(job_id, JobState.FAILED, time.time(), error=error)
+        job = await self.store.get_job(job_id)
+        await self._finish(job_id, JobState.FAILED, job.created_at if job else time.time(), error=error)
         log.warning("job failed", extra={"job_id": job_id, "code": error.code, "reason": error.message})

@@ -11,20 +11,22 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import trio
 from yoyo import get_backend, read_migrations
 
-from coordinator.jobs import ErrorInfo, FragmentRecord, JobRecord, JobResult, JobState
+from coordinator.jobs import ErrorInfo, FragmentRecord, JobEvent, JobRecord, JobResult, JobState, Priority
 from migrations import MIGRATIONS_DIR
 
 T = TypeVar("T")
 
 _JOB_COLUMNS = (
-    "job_id, state, created_at, updated_at, name, format, shots, seed, num_qubits, num_operations, error_json"
+    "job_id, state, created_at, updated_at, name, format, shots, seed, num_qubits, num_operations, error_json,"
+    " priority, tags_json"
 )
 
 
@@ -59,6 +61,17 @@ class JobStore:
         """Close the connection."""
         self._conn.close()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN ... COMMIT (ROLLBACK on error): the connection autocommits otherwise."""
+        self._conn.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         def locked() -> T:
             with self._lock:
@@ -71,26 +84,53 @@ class JobStore:
         """Persist a new job (state QUEUED) with its source text."""
 
         def insert() -> None:
-            self._conn.execute(
-                "INSERT INTO jobs (job_id, state, created_at, updated_at, name, format, qasm, shots, seed,"
-                " num_qubits, num_operations) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (job.job_id, job.state.value, job.created_at, job.updated_at, job.name, job.format, qasm,
-                 job.shots, job.seed, job.num_qubits, job.num_operations),
-            )
+            with self._transaction():
+                self._conn.execute(
+                    "INSERT INTO jobs (job_id, state, created_at, updated_at, name, format, qasm, shots, seed,"
+                    " num_qubits, num_operations, priority, tags_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (job.job_id, job.state.value, job.created_at, job.updated_at, job.name, job.format, qasm,
+                     job.shots, job.seed, job.num_qubits, job.num_operations, job.priority.value,
+                     json.dumps(job.tags)),
+                )
+                self._conn.execute("INSERT INTO job_events (job_id, state, at) VALUES (?,?,?)",
+                                   (job.job_id, job.state.value, job.created_at))
 
         await self._run(insert)
 
     async def set_state(
-        self, job_id: str, state: JobState, updated_at: float, *, error: ErrorInfo | None = None
-    ) -> None:
-        """Record a state transition (and the error for FAILED)."""
+        self, job_id: str, state: JobState, updated_at: float, *, error: ErrorInfo | None = None,
+        result: JobResult | None = None,
+    ) -> int:
+        """Record a state transition (with the error for FAILED, the result for COMPLETED)
+        and append it to the job's event log, in one transaction. Returns the event id."""
         error_json = error.model_dump_json() if error else None
-        await self._run(
+        result_json = result.model_dump_json() if result else None
+        detail = json.dumps({"error": error.model_dump()}) if error else None
+
+        def write() -> int:
+            with self._transaction():
+                self._conn.execute(
+                    "UPDATE jobs SET state=?, updated_at=?, error_json=COALESCE(?, error_json),"
+                    " result_json=COALESCE(?, result_json) WHERE job_id=?",
+                    (state.value, updated_at, error_json, result_json, job_id),
+                )
+                cursor = self._conn.execute(
+                    "INSERT INTO job_events (job_id, state, at, detail_json) VALUES (?,?,?,?)",
+                    (job_id, state.value, updated_at, detail),
+                )
+                return int(cursor.lastrowid)
+
+        return await self._run(write)
+
+    async def events(self, job_id: str, after_event_id: int = 0) -> list[JobEvent]:
+        """The job's state changes with ``event_id > after_event_id``, oldest first."""
+        rows = await self._run(
             lambda: self._conn.execute(
-                "UPDATE jobs SET state=?, updated_at=?, error_json=COALESCE(?, error_json) WHERE job_id=?",
-                (state.value, updated_at, error_json, job_id),
-            )
+                "SELECT event_id, job_id, state, at, detail_json FROM job_events WHERE job_id=? AND event_id>?"
+                " ORDER BY event_id", (job_id, after_event_id)).fetchall()
         )
+        return [JobEvent(event_id=r["event_id"], job_id=r["job_id"], state=JobState(r["state"]), at=r["at"],
+                         detail=json.loads(r["detail_json"] or "{}")) for r in rows]
 
     async def set_plan(self, job_id: str, plan_json: str) -> None:
         """Store the job's plan JSON."""
@@ -135,10 +175,26 @@ class JobStore:
         return row["plan_json"] if row else None
 
     async def list_jobs(
-        self, *, state: JobState | None = None, limit: int = 50, offset: int = 0
+        self, *, state: JobState | None = None, tag: str | None = None, created_after: float | None = None,
+        created_before: float | None = None, limit: int = 50, offset: int = 0,
     ) -> tuple[list[JobRecord], int]:
-        """Jobs newest first, optionally filtered by state; returns ``(page, total matching)``."""
-        where, args = ("WHERE state=?", [state.value]) if state else ("", [])
+        """Jobs newest first, filtered by state, tag and creation time (Unix seconds,
+        ``created_after <= created_at < created_before``); returns ``(page, total matching)``."""
+        clauses: list[str] = []
+        args: list[Any] = []
+        if state is not None:
+            clauses.append("state=?")
+            args.append(state.value)
+        if tag is not None:
+            clauses.append("EXISTS (SELECT 1 FROM json_each(jobs.tags_json) WHERE json_each.value=?)")
+            args.append(tag)
+        if created_after is not None:
+            clauses.append("created_at>=?")
+            args.append(created_after)
+        if created_before is not None:
+            clauses.append("created_at<?")
+            args.append(created_before)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
 
         def query() -> tuple[list[sqlite3.Row], int]:
             total = self._conn.execute(f"SELECT COUNT(*) FROM jobs {where}", args).fetchone()[0]
@@ -151,15 +207,34 @@ class JobStore:
         rows, total = await self._run(query)
         return [_job(r) for r in rows], total
 
-    async def unfinished_job_ids(self) -> list[str]:
-        """Ids of jobs not in a final state, oldest first (for recovery after a restart)."""
+    async def unfinished_jobs(self) -> list[JobRecord]:
+        """Jobs not in a final state, oldest first (for recovery after a restart)."""
         finals = tuple(s.value for s in JobState if s.final)
         rows = await self._run(
             lambda: self._conn.execute(
-                "SELECT job_id FROM jobs WHERE state NOT IN (?,?,?) ORDER BY created_at", finals
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state NOT IN (?,?,?) ORDER BY created_at", finals
             ).fetchall()
         )
-        return [r["job_id"] for r in rows]
+        return [_job(r) for r in rows]
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query (health check)."""
+        try:
+            return await self._run(lambda: self._conn.execute("SELECT 1").fetchone()[0] == 1)
+        except sqlite3.Error:
+            return False
+
+    # -- node registry --------------------------------------------------------------------
+    async def save_node(self, advert_json: str, node_id: str, received_at: float) -> None:
+        """Persist a node's latest advertisement (reloaded stale after a restart, FR-010)."""
+        await self._run(lambda: self._conn.execute(
+            "INSERT OR REPLACE INTO nodes (node_id, advert_json, received_at) VALUES (?,?,?)",
+            (node_id, advert_json, received_at)))
+
+    async def load_nodes(self) -> list[tuple[str, float]]:
+        """``(advert_json, received_at)`` of every persisted node."""
+        rows = await self._run(lambda: self._conn.execute("SELECT advert_json, received_at FROM nodes").fetchall())
+        return [(r["advert_json"], r["received_at"]) for r in rows]
 
     async def count_by_state(self) -> dict[str, int]:
         """Number of jobs per state."""
@@ -213,4 +288,5 @@ def _job(row: sqlite3.Row) -> JobRecord:
         job_id=row["job_id"], state=JobState(row["state"]), created_at=row["created_at"],
         updated_at=row["updated_at"], name=row["name"], format=row["format"], shots=row["shots"],
         seed=row["seed"], num_qubits=row["num_qubits"], num_operations=row["num_operations"], error=error,
+        priority=Priority(row["priority"]), tags=json.loads(row["tags_json"]),
     )

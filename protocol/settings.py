@@ -16,6 +16,8 @@ class P2PSettings(BaseModel):
     start-up: that is how nodes on other machines join a coordinator.
     ``max_frame_mib`` caps one execution frame (state payload) in MiB;
     ``frame_timeout_s`` bounds how long a node waits for a request frame.
+    ``allowed_peers``: when non-empty, the coordinator admits advertisements
+    only from these peer IDs and a node serves executions only for them (FR-014).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -24,6 +26,7 @@ class P2PSettings(BaseModel):
     bootstrap: list[str] = Field(default_factory=list)
     max_frame_mib: int = Field(default=256, ge=1, le=4096)
     frame_timeout_s: float = Field(default=60.0, gt=0.0, le=3600.0)
+    allowed_peers: list[str] = Field(default_factory=list)
 
 
 class DiscoverySettings(BaseModel):

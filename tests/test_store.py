@@ -42,7 +42,7 @@ async def test_jobs_results_and_fragments_survive_reopen(tmp_path: Path) -> None
     page, total = await reopened.list_jobs(limit=1)
     assert total == 2 and [j.job_id for j in page] == ["b"]
     assert [j.job_id for j in (await reopened.list_jobs(state=JobState.COMPLETED))[0]] == ["a"]
-    assert await reopened.unfinished_job_ids() == []
+    assert await reopened.unfinished_jobs() == []
     assert await reopened.count_by_state() == {"COMPLETED": 1, "FAILED": 1}
     reopened.close()
 
@@ -52,7 +52,7 @@ async def test_unfinished_jobs_are_listed_oldest_first(tmp_path: Path) -> None:
     for i, state in enumerate([JobState.EXECUTING, JobState.COMPLETED, JobState.QUEUED, JobState.COMPILING]):
         await store.insert_job(job(f"j{i}", float(i)), "x")
         await store.set_state(f"j{i}", state, float(i))
-    assert await store.unfinished_job_ids() == ["j0", "j2", "j3"]
+    assert [j.job_id for j in await store.unfinished_jobs()] == ["j0", "j2", "j3"]
     store.close()
 
 

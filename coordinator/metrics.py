@@ -1,0 +1,50 @@
+"""Prometheus metrics of one coordinator (FR-012), served at ``GET /metrics``.
+
+Each :class:`Metrics` owns its own registry, so several coordinators (tests)
+can live in one process.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class Metrics:
+    """The coordinator's metrics. Durations are seconds (Prometheus convention)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.queue_depth = Gauge("qb2_queue_depth", "Jobs waiting in the queue", registry=r)
+        self.jobs_submitted = Counter("qb2_jobs_submitted", "Jobs accepted by the API", registry=r)
+        self.jobs_finished = Counter("qb2_jobs_finished", "Jobs that reached a final state", ["state"], registry=r)
+        self.job_failures = Counter("qb2_job_failures", "Failed jobs by reason code", ["reason"], registry=r)
+        self.job_latency = Histogram("qb2_job_latency_seconds", "Submit to final state", buckets=_LATENCY_BUCKETS,
+                                     registry=r)
+        self.fragment_latency = Histogram("qb2_fragment_round_trip_seconds", "Fragment invocation round trip",
+                                          buckets=_LATENCY_BUCKETS, registry=r)
+        self.fragment_invocations = Counter("qb2_fragment_invocations", "Fragment invocations per node and outcome",
+                                            ["node_id", "outcome"], registry=r)
+        self.retries = Counter("qb2_fragment_retries", "Fragment invocations retried", registry=r)
+        self.success_rate = Gauge("qb2_job_success_rate", "COMPLETED / finished jobs since start, in [0, 1]",
+                                  registry=r)
+        self.registry_size = Gauge("qb2_registry_nodes", "Nodes in the registry by status", ["status"], registry=r)
+        self.adverts_rejected = Gauge("qb2_adverts_rejected", "Advertisements rejected since start", registry=r)
+        self._completed = 0
+        self._finished = 0
+
+    def job_finished(self, state: str, latency_s: float, reason: str | None = None) -> None:
+        """Count a job that reached ``state`` after ``latency_s`` seconds."""
+        self.jobs_finished.labels(state=state).inc()
+        self.job_latency.observe(latency_s)
+        if reason:
+            self.job_failures.labels(reason=reason).inc()
+        self._finished += 1
+        self._completed += state == "COMPLETED"
+        self.success_rate.set(self._completed / self._finished)
+
+    def render(self) -> bytes:
+        """The text exposition format."""
+        return generate_latest(self.registry)
