@@ -223,6 +223,59 @@ def list_nodes(url: UrlOpt = DEFAULT_URL) -> None:
     typer.echo(f"{body['available']} available of {len(body['nodes'])}")
 
 
+db_app = typer.Typer(help="Database migrations (FR-010): upgrade, downgrade, status.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="data folder (default: settings data_dir)")]
+
+
+def _db_path(config: Optional[Path], data_dir: Optional[Path]) -> Path:
+    from coordinator.config import ConfigError, load_settings
+
+    try:
+        root = data_dir or load_settings(config).data_dir
+    except ConfigError as exc:
+        _fail(str(exc))
+    return root / "coordinator.db"
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """Apply every pending migration (the coordinator also does this at start-up)."""
+    from coordinator.store import migrate, migration_status
+
+    path = _db_path(config, data_dir)
+    migrate(path)
+    typer.echo(f"{path}: at {[m for m, applied in migration_status(path) if applied][-1]}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    steps: Annotated[int, typer.Option(min=1, help="how many migrations to roll back")] = 1,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Roll back the newest applied migrations (stop the coordinator first)."""
+    from coordinator.store import downgrade
+
+    path = _db_path(config, data_dir)
+    if not path.exists():
+        _fail(f"no database at {path}")
+    rolled = downgrade(path, steps)
+    typer.echo(f"{path}: rolled back {', '.join(rolled) or 'nothing'}")
+
+
+@db_app.command("status")
+def db_status(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
+    """List migrations and whether each is applied."""
+    from coordinator.store import migration_status
+
+    path = _db_path(config, data_dir)
+    if not path.exists():
+        _fail(f"no database at {path}")
+    for migration_id, applied in migration_status(path):
+        typer.echo(f"{'applied' if applied else 'pending':<8} {migration_id}")
+
+
 def main() -> None:
     """Console entry point."""
     app()

@@ -98,11 +98,20 @@ class LocalCluster:
         self.procs[name] = proc
         return proc
 
-    def start_coordinator(self, timeout_s: float = 60.0) -> None:
-        """Start the coordinator and wait for its ready file."""
+    def start_coordinator(self, timeout_s: float = 60.0, *, same_address: bool = False) -> None:
+        """Start the coordinator and wait for its ready file.
+
+        Args:
+            same_address: listen on the libp2p multiaddr of the previous
+                coordinator (a restart): its peer ID is kept in ``data_dir``, so
+                nodes redial the multiaddr they bootstrapped from.
+        """
         ready = self.data_dir / "run" / "coordinator.json"
         ready.unlink(missing_ok=True)
-        proc = self._spawn("coordinator", ["coordinator", "--api-port", str(self.api_port), "--ready-file", str(ready)])
+        args = ["coordinator", "--api-port", str(self.api_port), "--ready-file", str(ready)]
+        if same_address and self.coordinator_multiaddr:
+            args += ["--listen", self.coordinator_multiaddr.split("/p2p/")[0]]
+        proc = self._spawn("coordinator", args)
         info = _wait_for_file(ready, proc, timeout_s)
         self.api_url = info["api_url"]
         self.coordinator_multiaddr = info["multiaddrs"][0]

@@ -39,6 +39,24 @@ def migrate(db_path: Path) -> None:
         backend.apply_migrations(backend.to_apply(migrations))
 
 
+def migration_status(db_path: Path) -> list[tuple[str, bool]]:
+    """``(migration id, applied?)`` for every migration, oldest first."""
+    backend = get_backend(f"sqlite:///{db_path}")
+    migrations = read_migrations(str(MIGRATIONS_DIR))
+    applied = {m.id for m in migrations if backend.is_applied(m)}
+    return [(m.id, m.id in applied) for m in migrations]
+
+
+def downgrade(db_path: Path, steps: int = 1) -> list[str]:
+    """Roll back the newest ``steps`` applied migrations; returns their ids (newest first)."""
+    backend = get_backend(f"sqlite:///{db_path}")
+    migrations = read_migrations(str(MIGRATIONS_DIR))
+    with backend.lock():
+        targets = backend.to_rollback(migrations)[:steps]
+        backend.rollback_migrations(targets)
+    return [m.id for m in targets]
+
+
 class JobStore:
     """Jobs, plans, results and fragment records in one SQLite file.
 

@@ -27,3 +27,4 @@ def configure_logging(level: str = "INFO", *, component: str) -> None:
     root.setLevel(level)
     # libp2p logs every stream reset at WARNING; keep our own lines readable.
     logging.getLogger("libp2p").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("qiskit").setLevel(max(logging.WARNING, root.level))  # per-pass timings at INFO

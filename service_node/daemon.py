@@ -62,6 +62,7 @@ class ServiceNode:
             sequence=self._sequence,
             addrs=tuple(str(a) for a in self.host.get_addrs()),
             gate_times=profile.gate_times,
+            executor=profile.executor,
         )
 
     async def handle_stream(self, stream: INetStream) -> None:
@@ -107,6 +108,9 @@ class ServiceNode:
                 if info.peer_id in self.host.get_connected_peers():
                     continue
                 try:
+                    # py-libp2p blocks a peer for 60 s after a failed dial; a restarting
+                    # coordinator must be redialled as soon as it is back (FR-010).
+                    self.host.get_network().unblock_peer(info.peer_id)
                     with trio.fail_after(10):
                         await self.host.connect(info)
                     log.info("connected to bootstrap peer", extra={"peer_id": info.peer_id.to_base58()})

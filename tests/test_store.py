@@ -68,3 +68,22 @@ def test_migrations_roll_back_and_reapply(tmp_path: Path) -> None:
     migrate(db)
     tables = {r[0] for r in sqlite3.connect(db).execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"jobs", "fragments"} <= tables
+
+
+async def test_migration_round_trip_keeps_the_data(tmp_path: Path) -> None:
+    """up -> down -> up on a database with jobs (issue 5): the rows survive, new columns get defaults."""
+    from coordinator.store import downgrade, migration_status
+
+    db = tmp_path / "r.db"
+    store = JobStore(db)
+    await store.insert_job(job("keep", 1.0).model_copy(update={"tags": ["t"]}), "OPENQASM 2.0;")
+    store.close()
+    assert downgrade(db, 1) == ["0002_priority_tags_events_nodes"]
+    assert migration_status(db) == [("0001_jobs", True), ("0002_priority_tags_events_nodes", False)]
+    row = sqlite3.connect(db).execute("SELECT job_id, state FROM jobs").fetchall()
+    assert row == [("keep", "QUEUED")]
+    reopened = JobStore(db)  # migrates up again
+    again = await reopened.get_job("keep")
+    assert again is not None and again.tags == [] and again.priority == "normal"
+    assert all(applied for _, applied in migration_status(db))
+    reopened.close()
