@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import (
@@ -33,6 +33,15 @@ class NodeProfile(BaseModel):
         fidelity: per-gate-class fidelities in (0, 1]; all 1.0 makes an ideal node.
         gate_times: advertised native operation durations in microseconds.
         max_concurrent_fragments: fragments simulated at once (each uses a CPU core).
+        device: name of a real-device model (FR-016), a qiskit-ibm-runtime fake
+            backend such as ``fake_manila``; None for a synthetic node. A device
+            node routes fragments on the device's coupling map and applies its
+            calibrated noise (:mod:`service_node.devices`); build its settings
+            with :func:`service_node.devices.load_device_node_settings`.
+        device_noise: whether a device node applies the device's calibrated
+            noise (False: its gates and coupling map only, fidelities 1.0).
+        executor: simulator the node runs on and advertises: ``"aer"`` (CPU)
+            or ``"aer-gpu"`` (needs a GPU-enabled Aer and an NVIDIA GPU).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -43,6 +52,9 @@ class NodeProfile(BaseModel):
     fidelity: Fidelities = Fidelities(gate_1q=0.999, gate_2q=0.99, readout=0.98)
     gate_times: GateTimes = GateTimes()
     max_concurrent_fragments: int = Field(default=1, ge=1, le=64)
+    device: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    device_noise: bool = True
+    executor: Literal["aer", "aer-gpu"] = "aer"
 
 
 class NodeSettings(BaseSettings):
@@ -127,6 +139,14 @@ def load_node_settings(profile: str | None = None, **node_overrides: Any) -> Nod
     try:
         base = NodeSettings()
         node = base.node.model_dump(exclude_unset=True)
+        if profile is None and node.get("device"):
+            # ``[node] device = "fake_manila"`` in the file or QB2_NODE__DEVICE: the
+            # device's calibration decides gates, fidelities and width (FR-016).
+            from service_node.devices import load_device_node_settings
+
+            return load_device_node_settings(
+                node["device"], node.get("executor", "aer"), noise=node.get("device_noise", True), **node_overrides
+            )
         merged = {**node, **PROFILES.get(profile or "", {})}
         merged.update({k: v for k, v in node_overrides.items() if v is not None})
         return base.model_copy(update={"node": NodeProfile.model_validate(merged)})
