@@ -164,3 +164,22 @@ def test_cli_submit_wait_status_and_nodes(cluster: LocalCluster, tmp_path: Path)
     bad.write_text("OPENQASM 2.0;\nqreg q[1];\nbogus q[0];\n")
     rejected = subprocess.run([*qb2, "submit", str(bad)], env=env, capture_output=True, text=True, timeout=60)
     assert rejected.returncode == 1 and "line" in rejected.stderr and "Traceback" not in rejected.stderr
+
+
+async def test_websocket_streams_every_state_change(cluster: LocalCluster) -> None:
+    from trio_websocket import ConnectionClosed, open_websocket_url
+
+    with Client(cluster.api_url) as client:
+        job_id = client.submit(benchmark_circuit("ghz", 5).qasm, shots=100, seed=4)["job_id"]
+    url = cluster.api_url.replace("http://", "ws://") + f"/api/v1/jobs/{job_id}/stream"
+    states = []
+    async with open_websocket_url(url) as ws:
+        with trio.fail_after(60):
+            while True:
+                try:
+                    event = json.loads(await ws.get_message())
+                except ConnectionClosed:
+                    break
+                assert event["job_id"] == job_id
+                states.append(event["state"])
+    assert states == ["QUEUED", "COMPILING", "EXECUTING", "COMPLETED"]
