@@ -68,6 +68,13 @@ class ServiceNode:
     async def handle_stream(self, stream: INetStream) -> None:
         """Serve one execution request on ``stream`` and close it."""
         max_payload = self.settings.p2p.max_frame_mib * 1024 * 1024
+        allowed = self.settings.p2p.allowed_peers
+        remote = stream.muxed_conn.peer_id.to_base58()
+        if allowed and remote not in allowed:  # FR-014: serve only the configured coordinators
+            log.warning("refused execute request", extra={"peer_id": remote, "reason": "not in p2p.allowed_peers"})
+            error = ExecuteError(code="bad_request", message=f"peer {remote} is not allowed to run fragments here")
+            await _reply(stream, ExecuteResponse(node_id=self.peer_id, ok=False, error=error), b"")
+            return
         try:
             with trio.fail_after(self.settings.p2p.frame_timeout_s):
                 request, payload = await read_frame(stream, ExecuteRequest, max_payload=max_payload)

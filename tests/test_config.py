@@ -61,3 +61,20 @@ def test_state_limits_must_fit_in_a_frame(tmp_path: Path) -> None:
     path.write_text("[compiler]\ndensity_matrix_max_qubits = 13\n")
     with pytest.raises(ConfigError, match="compiler.density_matrix_max_qubits: its largest state is 1024 MiB"):
         load_settings(path)
+
+
+def test_coordinator_start_with_bad_config_prints_the_key_not_a_traceback(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[runtime]\nmax_concurrent_jobs = 0\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QB2_")}
+    done = subprocess.run([sys.executable, "-m", "coordinator.cli", "coordinator", "--config", str(bad)],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 2
+    assert "runtime.max_concurrent_jobs = 0" in done.stderr and "Traceback" not in done.stderr
+    node = subprocess.run([sys.executable, "-m", "coordinator.cli", "node", "--profile", "nope"],
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert node.returncode == 2 and "unknown node profile" in node.stderr and "Traceback" not in node.stderr

@@ -1,0 +1,49 @@
+"""libp2p allowlist (FR-014): only listed peers may register, and nodes serve only listed peers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from coordinator.client import Client
+from coordinator.cluster import LocalCluster, NodeSpec
+from experiments.circuits import benchmark_circuit
+from protocol.transport import load_or_create_identity
+
+pytestmark = pytest.mark.integration
+
+
+def peer_of(path: Path) -> str:
+    from libp2p.peer.id import ID
+
+    return ID.from_pubkey(load_or_create_identity(path).public_key).to_base58()
+
+
+def test_only_allowed_nodes_register_and_jobs_still_run(tmp_path: Path) -> None:
+    coordinator = peer_of(tmp_path / "coordinator" / "identity.key")  # identities made ahead of start
+    allowed = [peer_of(tmp_path / "nodes" / name / "identity.key") for name in ("ok1", "ok2")]
+    intruder = peer_of(tmp_path / "nodes" / "intruder" / "identity.key")
+    env = {"QB2_P2P__ALLOWED_PEERS": json.dumps([coordinator, *allowed])}
+    specs = [NodeSpec("ok1", "ideal"), NodeSpec("ok2", "ion-like"), NodeSpec("intruder", "ideal")]
+    cluster = LocalCluster(tmp_path, specs, env=env)
+    try:
+        cluster.start_coordinator()
+        for spec in specs:
+            cluster.start_node(spec)
+        log = cluster.log_dir / "coordinator.log"
+        with Client(cluster.api_url) as client:
+            client.wait_for_nodes(2)
+            job_id = client.submit(benchmark_circuit("ghz", 6).qasm, shots=100, seed=1)["job_id"]
+            assert client.wait(job_id, timeout_s=120)["state"] == "COMPLETED"
+            import time
+
+            deadline = time.monotonic() + 30
+            while f"peer {intruder} is not in p2p.allowed_peers" not in log.read_text():
+                assert time.monotonic() < deadline, "the intruder's advertisement was not rejected"
+                time.sleep(0.1)
+            registered = {n["node_id"] for n in client.nodes()["nodes"]}
+    finally:
+        cluster.stop()
+    assert registered == set(allowed)
