@@ -80,6 +80,8 @@ def node(
     name: Annotated[Optional[str], typer.Option(help="node label; also names its state folder")] = None,
     qubits: Annotated[Optional[int], typer.Option(help="largest fragment width accepted")] = None,
     native_gates: Annotated[Optional[str], typer.Option(help="comma-separated native gates, e.g. cx,rz,sx,x")] = None,
+    device: Annotated[Optional[str], typer.Option(help="model a real device: a qiskit-ibm-runtime fake backend, e.g. fake_manila (FR-016)")] = None,
+    executor: Annotated[str, typer.Option(help="simulator: aer (CPU) or aer-gpu")] = "aer",
     bootstrap: Annotated[Optional[list[str]], typer.Option(help="coordinator multiaddr with /p2p/<peer id>; repeatable")] = None,
     listen: Annotated[Optional[str], typer.Option(help="libp2p listen multiaddr")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="state folder root")] = None,
@@ -93,10 +95,18 @@ def node(
     from service_node.daemon import run_node
 
     if config is not None:
-        os.environ["QB2_CONFIG"] = str(config)
+        os.environ["QB2_CONFIG"] = str(config)  # this process runs one daemon: the env is its own
     gates = [g.strip() for g in native_gates.split(",") if g.strip()] if native_gates else None
     try:
-        settings = load_node_settings(profile, name=name, qubits=qubits, native_gates=gates)
+        if device is not None:
+            if profile is not None:
+                raise NodeConfigError("--device and --profile exclude each other: a device brings its own profile")
+            from service_node.devices import load_device_node_settings
+
+            settings = load_device_node_settings(device, executor, name=name, qubits=qubits, native_gates=gates)
+        else:
+            settings = load_node_settings(profile, name=name, qubits=qubits, native_gates=gates,
+                                          executor=None if executor == "aer" else executor)
     except NodeConfigError as exc:
         _fail(str(exc))
     updates: dict[str, Any] = {}
@@ -117,6 +127,7 @@ def _raise_keyboard_interrupt(*_: object) -> None:
 @app.command()
 def up(
     nodes: Annotated[int, typer.Option(help="number of service nodes (profiles cycle through the built-ins)")] = 4,
+    devices: Annotated[Optional[str], typer.Option(help="comma-separated device models instead, e.g. fake_manila,fake_lima,fake_belem")] = None,
     api_port: Annotated[int, typer.Option(help="coordinator API port (0: ephemeral)")] = 8700,
     data_dir: Annotated[Optional[Path], typer.Option(help="cluster data folder (default: a new temporary one)")] = None,
     config: ConfigOpt = None,
@@ -124,8 +135,12 @@ def up(
     """Start a local cluster (coordinator + service nodes on 127.0.0.1) and run until Ctrl-C."""
     from coordinator.cluster import DEFAULT_NODES, LocalCluster, NodeSpec
 
-    specs = [NodeSpec(f"{DEFAULT_NODES[i % 4].name}{'' if i < 4 else i}", DEFAULT_NODES[i % 4].profile)
-             for i in range(nodes)]
+    if devices:
+        names = [d.strip() for d in devices.split(",") if d.strip()]
+        specs = [NodeSpec(f"{d}-{i}" if names.count(d) > 1 else d, None, device=d) for i, d in enumerate(names)]
+    else:
+        specs = [NodeSpec(f"{DEFAULT_NODES[i % 4].name}{'' if i < 4 else i}", DEFAULT_NODES[i % 4].profile)
+                 for i in range(nodes)]
     root = data_dir or Path(tempfile.mkdtemp(prefix="qb2-"))
     cluster = LocalCluster(root, specs, api_port=api_port, config=config)
     try:

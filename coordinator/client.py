@@ -75,6 +75,18 @@ class Client:
         """Result of a COMPLETED job. Raises ApiError 409 while it is not completed."""
         return self._call("GET", f"/api/v1/jobs/{job_id}/result")
 
+    def cancel(self, job_id: str) -> dict[str, Any]:
+        """Ask the coordinator to cancel a job (``POST /api/v1/jobs/{id}/cancel``, FR-009).
+
+        Returns:
+            The response body (the job record as the server reports it).
+
+        Raises:
+            ApiError: 404 unknown job (or a coordinator without the cancel
+                endpoint), 409 when the job is already final.
+        """
+        return self._call("POST", f"/api/v1/jobs/{job_id}/cancel")
+
     def plan(self, job_id: str) -> dict[str, Any]:
         """The job's plan."""
         return self._call("GET", f"/api/v1/jobs/{job_id}/plan")

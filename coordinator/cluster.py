@@ -43,11 +43,18 @@ def _wait_for_file(path: Path, proc: subprocess.Popen[bytes], timeout_s: float) 
 
 @dataclass
 class NodeSpec:
-    """One node of a local cluster: a name and a built-in profile (see ``service_node.config.PROFILES``)."""
+    """One node of a local cluster: a name and a built-in profile (see ``service_node.config.PROFILES``),
+    or a device model (``device="fake_manila"``, FR-016) instead of a profile."""
 
     name: str
-    profile: str
+    profile: str | None
     extra_args: list[str] = field(default_factory=list)
+    device: str | None = None
+
+    def args(self) -> list[str]:
+        """``qb2 node`` arguments selecting this node's profile or device."""
+        chosen = ["--device", self.device] if self.device else ["--profile", self.profile or "ibm-like"]
+        return ["--name", self.name, *chosen, *self.extra_args]
 
 
 DEFAULT_NODES = [
@@ -121,8 +128,7 @@ class LocalCluster:
         ready = self.data_dir / "run" / f"node-{spec.name}.json"
         ready.unlink(missing_ok=True)
         proc = self._spawn(f"node-{spec.name}", [
-            "node", "--name", spec.name, "--profile", spec.profile, "--bootstrap", self.coordinator_multiaddr,
-            "--ready-file", str(ready), *spec.extra_args,
+            "node", *spec.args(), "--bootstrap", self.coordinator_multiaddr, "--ready-file", str(ready),
         ])
         peer_id = _wait_for_file(ready, proc, timeout_s)["peer_id"]
         self.node_peer_ids[spec.name] = peer_id

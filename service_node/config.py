@@ -139,6 +139,11 @@ def load_node_settings(profile: str | None = None, **node_overrides: Any) -> Nod
     try:
         base = NodeSettings()
         node = base.node.model_dump(exclude_unset=True)
+        if profile is not None and node.get("device"):
+            raise NodeConfigError(
+                f"node.device = {node['device']!r} (config file or QB2_NODE__DEVICE) cannot be combined with "
+                f"profile {profile!r}: a device node takes its gates and fidelities from the device"
+            )
         if profile is None and node.get("device"):
             # ``[node] device = "fake_manila"`` in the file or QB2_NODE__DEVICE: the
             # device's calibration decides gates, fidelities and width (FR-016).

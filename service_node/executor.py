@@ -40,7 +40,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import get_args
+from typing import Protocol, get_args
 
 import numpy as np
 import qiskit_aer  # noqa: F401  (registers set_statevector / save_* on QuantumCircuit)
@@ -58,6 +58,8 @@ from service_node.noise import link_error, readout_noise_model
 __all__ = [
     "MAX_DENSITY_MATRIX_QUBITS",
     "MAX_STATEVECTOR_QUBITS",
+    "CompiledFragment",
+    "DeviceCompiler",
     "FragmentError",
     "GateOutcome",
     "ReadoutOutcome",
@@ -131,6 +133,34 @@ class ReadoutOutcome:
 
     counts: dict[str, int]
     simulation_s: float
+
+
+class CompiledFragment(Protocol):
+    """A fragment compiled for a device model (see :class:`DeviceCompiler`).
+
+    Attributes:
+        circuit: ``n``-qubit circuit of native gates (register ``q``) whose
+            unitary, global phase included, equals the fragment's in the
+            coordinator's qubit order.
+        native_op_counts: native gate counts to report, keys sorted.
+        noise_model: gate noise keyed by state qubit; None for none.
+    """
+
+    circuit: QuantumCircuit
+    native_op_counts: dict[str, int]
+    noise_model: NoiseModel | None
+
+
+class DeviceCompiler(Protocol):
+    """What :func:`apply_gates` needs from a device model (FR-016).
+
+    Implemented by :class:`service_node.devices.DeviceModel`; the executor
+    imports nothing from it.
+    """
+
+    def compile_fragment(self, ops: Sequence[GateOp], num_qubits: int) -> CompiledFragment:
+        """Place, route and translate ``ops`` for the device; raises FragmentError."""
+        ...
 
 
 # --------------------------------------------------------------------------- translation
@@ -268,19 +298,23 @@ def translate(ops: Sequence[GateOp], num_qubits: int, native_gates: Sequence[str
 
 # --------------------------------------------------------------------------- simulation
 
-_SIMULATORS: dict[str, AerSimulator] = {}
+_SIMULATORS: dict[tuple[str, str], AerSimulator] = {}
 _SIM_LOCK = threading.Lock()
 
 
-def _simulator(method: str) -> AerSimulator:
-    """One shared AerSimulator per method; per-call settings go in as run options."""
-    sim = _SIMULATORS.get(method)
+def _simulator(method: str, aer_device: str = "CPU") -> AerSimulator:
+    """One shared AerSimulator per (method, Aer device); per-call settings go in as run options."""
+    key = (method, aer_device)
+    sim = _SIMULATORS.get(key)
     if sim is None:
         with _SIM_LOCK:
-            sim = _SIMULATORS.get(method)
+            sim = _SIMULATORS.get(key)
             if sim is None:
-                sim = AerSimulator(method=method, enable_truncation=False)
-                _SIMULATORS[method] = sim
+                options: dict[str, object] = {"method": method, "enable_truncation": False}
+                if aer_device != "CPU":
+                    options["device"] = aer_device
+                sim = AerSimulator(**options)
+                _SIMULATORS[key] = sim
     return sim
 
 
@@ -346,9 +380,9 @@ def _initialised_circuit(
     return qc
 
 
-def _run(method: str, qc: QuantumCircuit, **options: object):
+def _run(method: str, qc: QuantumCircuit, *, aer_device: str = "CPU", **options: object):
     try:
-        result = _simulator(method).run(qc, **options).result()
+        result = _simulator(method, aer_device).run(qc, **options).result()
     except Exception as exc:  # noqa: BLE001 - Aer raises many types; the caller gets a code
         raise FragmentError("internal", f"simulator failed: {type(exc).__name__}: {exc}") from None
     if not result.success:
@@ -365,6 +399,9 @@ def apply_gates(
     noise_model: NoiseModel | None,
     teleported_qubits: Sequence[int] = (),
     link_fidelity: float = 1.0,
+    *,
+    device_model: DeviceCompiler | None = None,
+    aer_device: str = "CPU",
 ) -> GateOutcome:
     """Apply a gate fragment, translated to native gates and with noise, to a state.
 
@@ -388,6 +425,14 @@ def apply_gates(
         teleported_qubits: qubits that arrived by teleportation, distinct, in
             ``[0, n)``.
         link_fidelity: process fidelity of the teleportation link, in (0, 1].
+        device_model: a real-device model (FR-016,
+            :class:`service_node.devices.DeviceModel`): when given, the
+            fragment is placed and routed on its coupling map and translated
+            to its gates by ``device_model.compile_fragment`` (routing SWAPs
+            counted in ``native_op_counts``, the routing permutation undone so
+            the state keeps its qubit order), and its calibrated noise model
+            replaces ``noise_model`` (which is then ignored).
+        aer_device: Aer device, ``"CPU"`` or ``"GPU"`` (GPU-enabled Aer only).
 
     Returns:
         :class:`GateOutcome` with the outgoing state (same shape, complex128),
@@ -413,8 +458,12 @@ def apply_gates(
         link = link_error(float(link_fidelity))
     except (TypeError, ValueError) as exc:
         raise FragmentError("bad_request", str(exc)) from None
-    fragment = _translate_cached(tuple(ops), n, _native_key(native_gates))
-    counts = {name: int(c) for name, c in sorted(fragment.count_ops().items())}
+    if device_model is not None:
+        compiled = device_model.compile_fragment(tuple(ops), n)
+        fragment, counts, noise_model = compiled.circuit, dict(compiled.native_op_counts), compiled.noise_model
+    else:
+        fragment = _translate_cached(tuple(ops), n, _native_key(native_gates))
+        counts = {name: int(c) for name, c in sorted(fragment.count_ops().items())}
 
     dm = representation == "density_matrix"
     qc = _initialised_circuit(arr, representation, n)
@@ -432,11 +481,11 @@ def apply_gates(
         options: dict[str, object] = {"shots": 1}
         if noise_model is not None:
             options["noise_model"] = noise_model
-        result = _run("density_matrix", qc, **options)
+        result = _run("density_matrix", qc, aer_device=aer_device, **options)
         out = np.asarray(result.data(0)["state"], dtype=np.complex128)
     else:
         qc.save_statevector(label="state")
-        result = _run("statevector", qc, shots=1)
+        result = _run("statevector", qc, aer_device=aer_device, shots=1)
         out = np.asarray(result.data(0)["state"], dtype=np.complex128)
         if phase:
             out = out * np.exp(1j * phase)
@@ -455,6 +504,9 @@ def sample_readout(
     shots: int,
     seed: int | None,
     readout_fidelity: float,
+    *,
+    readout_noise: NoiseModel | None = None,
+    aer_device: str = "CPU",
 ) -> ReadoutOutcome:
     """Measure a state ``shots`` times with the node's readout error.
 
@@ -477,6 +529,11 @@ def sample_readout(
         seed: Aer ``seed_simulator``; None for a random seed.
         readout_fidelity: probability a measured bit is reported correctly, in
             (0, 1]; each bit is flipped with probability ``1 - readout_fidelity``.
+        readout_noise: when given, replaces that symmetric flip: an Aer noise
+            model with readout errors keyed by state qubit (a device's
+            calibrated errors, :meth:`service_node.devices.DeviceModel.readout_noise_model`).
+            ``readout_fidelity`` is still validated.
+        aer_device: Aer device, ``"CPU"`` or ``"GPU"``.
 
     Returns:
         :class:`ReadoutOutcome` with Qiskit-format counts and the wall time in seconds.
@@ -498,6 +555,8 @@ def sample_readout(
         noise = readout_noise_model(float(readout_fidelity))
     except (TypeError, ValueError) as exc:
         raise FragmentError("bad_request", str(exc)) from None
+    if readout_noise is not None:
+        noise = readout_noise
     names = [r.name for r in clbit_registers]
     if len(set(names)) != len(names):
         raise FragmentError("bad_request", f"clbit register names repeat: {names}")
@@ -520,6 +579,6 @@ def sample_readout(
         options["seed_simulator"] = int(seed)
     if noise is not None:
         options["noise_model"] = noise
-    result = _run(representation, qc, **options)
+    result = _run(representation, qc, aer_device=aer_device, **options)
     counts = {str(k): int(v) for k, v in result.get_counts(0).items()} if num_clbits else {"": int(shots)}
     return ReadoutOutcome(counts=counts, simulation_s=time.perf_counter() - start)

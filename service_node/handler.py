@@ -8,6 +8,7 @@ code path without a network.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from qiskit_aer.noise import NoiseModel
 
@@ -17,19 +18,44 @@ from service_node.config import NodeProfile
 from service_node.executor import FragmentError, apply_gates, sample_readout
 from service_node.noise import build_noise_model
 
+if TYPE_CHECKING:
+    from service_node.devices import DeviceModel
+
 
 @dataclass(frozen=True)
 class SimulatedQPU:
-    """A node's identity plus its profile and the Aer noise model derived from it."""
+    """A node's identity plus its profile and the Aer noise model derived from it.
+
+    ``device`` is set for a node modelling a real device (FR-016,
+    ``profile.device``): fragments are then routed on its coupling map and run
+    with its calibrated noise, and ``noise_model`` is None.
+    """
 
     node_id: str
     profile: NodeProfile
     noise_model: NoiseModel | None
+    device: DeviceModel | None = None
 
     @classmethod
     def from_profile(cls, node_id: str, profile: NodeProfile) -> SimulatedQPU:
-        """Build the noise model once; it is reused for every fragment."""
+        """Build the noise model (or load the device model) once; it is reused for every fragment.
+
+        Raises:
+            service_node.config.NodeConfigError: unknown ``profile.device``, or
+                ``profile.executor == "aer-gpu"`` without a GPU-enabled Aer.
+        """
+        if profile.device or profile.executor != "aer":
+            from service_node.devices import check_executor, load_device
+
+            check_executor(profile.executor)
+            if profile.device:
+                return cls(node_id, profile, None, load_device(profile.device, noise=profile.device_noise))
         return cls(node_id, profile, build_noise_model(profile.native_gates, profile.fidelity))
+
+    @property
+    def aer_device(self) -> str:
+        """Aer device the node simulates on: ``"GPU"`` for executor ``aer-gpu``, else ``"CPU"``."""
+        return "GPU" if self.profile.executor == "aer-gpu" else "CPU"
 
 
 def handle_execute(qpu: SimulatedQPU, request: ExecuteRequest, payload: bytes) -> tuple[ExecuteResponse, bytes]:
@@ -64,6 +90,8 @@ def handle_execute(qpu: SimulatedQPU, request: ExecuteRequest, payload: bytes) -
                 qpu.noise_model if request.representation == "density_matrix" else None,
                 teleported_qubits=request.teleported_qubits,
                 link_fidelity=request.link_fidelity,
+                device_model=qpu.device,
+                aer_device=qpu.aer_device,
             )
             header = ExecuteResponse(
                 node_id=qpu.node_id,
@@ -83,6 +111,8 @@ def handle_execute(qpu: SimulatedQPU, request: ExecuteRequest, payload: bytes) -
             request.shots,
             request.seed,
             qpu.profile.fidelity.readout,
+            readout_noise=_device_readout_noise(qpu, request),
+            aer_device=qpu.aer_device,
         )
         header = ExecuteResponse(
             node_id=qpu.node_id,
@@ -99,3 +129,12 @@ def handle_execute(qpu: SimulatedQPU, request: ExecuteRequest, payload: bytes) -
     except Exception as exc:  # a simulator failure must not kill the node
         error = ExecuteError(code="internal", message=f"{type(exc).__name__}: {exc}")
         return ExecuteResponse(node_id=qpu.node_id, ok=False, error=error), b""
+
+
+def _device_readout_noise(qpu: SimulatedQPU, request: ExecuteRequest) -> NoiseModel | None:
+    """The device's calibrated readout errors for the measured qubits (None off-device or for invalid indices,
+    which :func:`sample_readout` then reports as ``bad_request``)."""
+    measured = [q for q, _ in request.measurements]
+    if qpu.device is None or not all(0 <= q < request.num_qubits for q in measured):
+        return None
+    return qpu.device.readout_noise_model(measured)
