@@ -105,8 +105,9 @@ def node(
 
             settings = load_device_node_settings(device, executor, name=name, qubits=qubits, native_gates=gates)
         else:
-            settings = load_node_settings(profile, name=name, qubits=qubits, native_gates=gates,
-                                          executor=None if executor == "aer" else executor)
+            settings = load_node_settings(profile, name=name, qubits=qubits, native_gates=gates)
+            if executor != "aer":
+                settings = settings.model_copy(update={"node": settings.node.model_copy(update={"executor": executor})})
     except NodeConfigError as exc:
         _fail(str(exc))
     updates: dict[str, Any] = {}

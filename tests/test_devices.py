@@ -395,3 +395,22 @@ def test_a_device_node_process_advertises_the_device_and_routes_correctly(device
             gate_counts[name] = gate_counts.get(name, 0) + n
     assert set(gate_counts) - {"measure"} <= {"cx", "id", "rz", "sx", "x"}
     assert gate_counts["cx"] > 4 + 2  # 4 cx and 2 for the rzz, plus the routing SWAPs
+
+
+@pytest.mark.integration
+def test_cluster_of_device_nodes_via_the_cli_flag(tmp_path: Path) -> None:
+    """``qb2 node --device`` (what ``qb2 up --devices`` starts) runs noisy device models end to end."""
+    from coordinator.cluster import NodeSpec
+    from experiments.circuits import benchmark_circuit
+
+    specs = [NodeSpec(d, None, device=d) for d in ("fake_manila", "fake_lima")]
+    with LocalCluster(tmp_path, specs) as cluster, Client(cluster.api_url) as client:
+        nodes = {n["name"]: n for n in client.nodes()["nodes"]}
+        job_id = client.submit(benchmark_circuit("ghz", 5).qasm, shots=2000, seed=3)["job_id"]
+        assert client.wait(job_id, timeout_s=120)["state"] == "COMPLETED"
+        result = client.result(job_id)
+    assert set(nodes) == {"fake_manila", "fake_lima"}
+    assert all(n["qubits"] == 5 and "cx" in n["native_gates"] for n in nodes.values())
+    assert 0.5 < result["measured_fidelity"] < 0.99  # calibrated noise: clearly below ideal
+    top = sorted(result["counts"], key=result["counts"].get, reverse=True)[:2]
+    assert set(top) == {"00000", "11111"}
