@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+from pathlib import Path
 from qiskit import QuantumCircuit, qasm2, transpile
 from qiskit.quantum_info import DensityMatrix, Operator, Statevector, partial_trace, random_statevector
 from qiskit_aer import AerSimulator
