@@ -50,7 +50,8 @@ class ErrorInfo(BaseModel):
 
 
 class FragmentRecord(BaseModel):
-    """Execution record of one fragment (FR-006): when, where, and how it went.
+    """Execution record of one fragment (FR-006, FR-007): when, where, how it went,
+    every failed attempt's error, and whether it belongs to a fallback plan.
 
     ``started_at`` / ``ended_at`` are Unix seconds; ``round_trip_s`` is the
     coordinator-measured invocation time and ``simulation_s`` the node's
@@ -69,6 +70,10 @@ class FragmentRecord(BaseModel):
     error: str | None = None
     qubits: tuple[int, ...] = ()
     ebits: int = 0
+    operation_indices: tuple[int, ...] = ()
+    errors: list[str] = Field(default_factory=list, description="one entry per failed attempt")
+    fallback: int = Field(default=0, description="0: original plan; k: the k-th fallback plan (FR-007)")
+    original_node_id: str | None = Field(default=None, description="node of the failed plan's fragment, for fallbacks")
     native_op_counts: dict[str, int] = Field(default_factory=dict)
     round_trip_s: float | None = None
     simulation_s: float | None = None
@@ -88,8 +93,10 @@ class JobResult(BaseModel):
             distribution, in [0, 1]; None when the ideal is not computable.
         nodes_used: distinct node ids that ran fragments.
         total_ebits: qubits teleported between nodes.
-        execution_s: from the first fragment's start to the readout's end, seconds.
-        fragments: one record per fragment.
+        execution_s: from the first fragment's start to the readout's end, seconds
+            (of the last plan, when fallbacks were used).
+        fragments: one record per fragment of every plan tried (``fallback`` > 0
+            marks a fallback plan's fragments).
     """
 
     counts: dict[str, int]
@@ -102,6 +109,8 @@ class JobResult(BaseModel):
     total_ebits: int
     execution_s: float
     fragments: list[FragmentRecord]
+    fallbacks: int = Field(default=0, description="fallback plans used (FR-007)")
+    retries: int = Field(default=0, description="fragment invocations retried")
 
 
 class JobRecord(BaseModel):

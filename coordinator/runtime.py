@@ -15,6 +15,7 @@ path without a network.
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -41,13 +42,45 @@ RecordSink = Callable[[FragmentRecord], Awaitable[None]]
 
 
 class FragmentFailed(Exception):
-    """A fragment could not be run; names the fragment, the node and why."""
+    """A fragment could not be run after its attempts; names the fragment, the node and why.
 
-    def __init__(self, fragment_id: str, node_id: str, reason: str) -> None:
-        super().__init__(f"fragment {fragment_id} on node {node_id} failed: {reason}")
+    Attributes:
+        attempts / errors: how many invocations were tried and what each said.
+        state: the simulated state when the plan stopped (every DONE fragment
+            applied, nothing else), for a fallback plan to continue from.
+        done_operations: IR operation indices already applied to ``state``.
+        records: the plan's fragment records at that moment.
+    """
+
+    def __init__(self, fragment_id: str, node_id: str, reason: str, *, attempts: int = 1,
+                 errors: list[str] | None = None) -> None:
+        super().__init__(f"fragment {fragment_id} on node {node_id} failed after {attempts} attempt(s): {reason}")
         self.fragment_id = fragment_id
         self.node_id = node_id
         self.reason = reason
+        self.attempts = attempts
+        self.errors = errors or [reason]
+        self.state: QuantumState | None = None
+        self.done_operations: frozenset[int] = frozenset()
+        self.records: list[FragmentRecord] = []
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff with seeded jitter (FR-007).
+
+    Attempt ``k`` (1-based) that failed waits ``min(max_delay_s, base_delay_s * 2**(k-1))``
+    times a jitter factor drawn uniformly from [0.5, 1.0] ("equal jitter", as in
+    AWS's architecture blog on backoff), all in seconds.
+    """
+
+    max_attempts: int = 3
+    base_delay_s: float = 0.05
+    max_delay_s: float = 1.0
+
+    def delay_s(self, failed_attempt: int, rng: random.Random) -> float:
+        """Seconds to wait after ``failed_attempt`` failed."""
+        return min(self.max_delay_s, self.base_delay_s * 2 ** (failed_attempt - 1)) * rng.uniform(0.5, 1.0)
 
 
 @dataclass
@@ -82,55 +115,93 @@ async def execute_plan(
     seed: int | None,
     on_record: RecordSink = _noop,
     keep_final_state: bool = False,
+    state: QuantumState | None = None,
+    retry: RetryPolicy | None = None,
+    fragment_prefix: str = "",
+    on_retry: Callable[[FragmentRecord], None] | None = None,
 ) -> Execution:
     """Execute ``plan`` for circuit ``ir`` and return counts and fragment records.
+
+    Args:
+        state: the simulated state to continue from (a fallback plan resumes the
+            state the failed plan left); a fresh |0...0> when None.
+        retry: attempts and backoff per fragment (FR-007); one attempt when None.
+        fragment_prefix: prepended to fragment ids in records (``fb1-`` for the
+            first fallback plan), so records of successive plans never collide.
+        on_retry: called (synchronously) with a fragment's record before each retry.
 
     Raises:
         FragmentFailed: a node was unreachable, reported an error or returned
             a malformed state; the other running fragments are cancelled and
             recorded as CANCELLED. (Raised bare, not inside an exception group.)
     """
-    state = QuantumState(ir.num_qubits, plan.representation)
+    state = state if state is not None else QuantumState(ir.num_qubits, plan.representation)
+    retry = retry or RetryPolicy(max_attempts=1)
     records = {
         f.fragment_id: FragmentRecord(
-            fragment_id=f.fragment_id, kind=f.kind, node_id=f.node_id, qubits=f.qubits, ebits=f.ebits
+            fragment_id=fragment_prefix + f.fragment_id, kind=f.kind, node_id=f.node_id, qubits=f.qubits,
+            ebits=f.ebits, operation_indices=f.operation_indices,
         )
         for f in plan.fragments
     }
     gate_fragments = [f for f in plan.fragments if f.kind == "gates"]
+    done_operations: set[int] = set()  # IR operation indices applied to ``state`` so far
     readout = next((f for f in plan.fragments if f.kind == "readout"), None)
     started = time.perf_counter()
 
+    async def attempt(fragment: FragmentPlan, component: Component, request: ExecuteRequest) -> tuple[ExecuteResponse, bytes]:
+        payload = await trio.to_thread.run_sync(pack_state, component.state)
+        response, out = await invoke(fragment.node_id, request, payload)
+        if response.node_id != fragment.node_id:
+            raise FragmentError(f"answered by {response.node_id}, not the assigned node")
+        if not response.ok:
+            code = response.error.code if response.error else "internal"
+            message = f"{code}: {response.error.message}" if response.error else "unknown error"
+            raise FragmentError(message, retryable=code == "internal")
+        return response, out
+
     async def run(fragment: FragmentPlan, component: Component, request: ExecuteRequest) -> ExecuteResponse:
         record = records[fragment.fragment_id]
-        record.status, record.started_at, record.attempts = "RUNNING", time.time(), record.attempts + 1
+        record.status, record.started_at = "RUNNING", time.time()
         await on_record(record)
+        jitter = random.Random(f"{job_id}/{record.fragment_id}")  # seeded: reruns back off identically
         try:
-            payload = await trio.to_thread.run_sync(pack_state, component.state)
-            sent = time.perf_counter()
-            response, payload = await invoke(fragment.node_id, request, payload)
+            while True:
+                record.attempts += 1
+                sent = time.perf_counter()
+                try:
+                    response, payload = await attempt(fragment, component, request)
+                    break
+                except Exception as exc:  # transport failure or node error
+                    reason = str(exc) or type(exc).__name__
+                    record.errors.append(reason)
+                    retryable = getattr(exc, "retryable", True)
+                    if not retryable or record.attempts >= retry.max_attempts:
+                        await _finish(record, "FAILED", reason, on_record)
+                        raise FragmentFailed(record.fragment_id, fragment.node_id, reason,
+                                             attempts=record.attempts, errors=list(record.errors)) from exc
+                    if on_retry is not None:
+                        on_retry(record)
+                    await on_record(record)
+                    await trio.sleep(retry.delay_s(record.attempts, jitter))
             record.round_trip_s = time.perf_counter() - sent
-            if response.node_id != fragment.node_id:
-                raise FragmentError(f"answered by {response.node_id}, not the assigned node")
-            if not response.ok:
-                raise FragmentError(
-                    f"{response.error.code}: {response.error.message}" if response.error else "unknown error"
-                )
             if fragment.kind == "gates":
                 width = len(component.qubits)
-                returned = await trio.to_thread.run_sync(unpack_state, payload, plan.representation, width)
-                state.update(component, returned)
+                try:
+                    returned = await trio.to_thread.run_sync(unpack_state, payload, plan.representation, width)
+                    state.update(component, returned)
+                except ValueError as exc:
+                    await _finish(record, "FAILED", str(exc), on_record)
+                    raise FragmentFailed(record.fragment_id, fragment.node_id, str(exc),
+                                         attempts=record.attempts, errors=[str(exc)]) from exc
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
                 await _finish(record, "CANCELLED", "cancelled after another fragment failed", on_record)
             raise
-        except Exception as exc:  # transport failure, node error, malformed state
-            reason = str(exc) or type(exc).__name__
-            await _finish(record, "FAILED", reason, on_record)
-            raise FragmentFailed(fragment.fragment_id, fragment.node_id, reason) from exc
         record.native_op_counts = dict(response.native_op_counts)
         record.simulation_s = response.simulation_s
         await _finish(record, "DONE", None, on_record)
+        done_operations.update(fragment.operation_indices)
         return response
 
     done: set[str] = set()
@@ -169,6 +240,8 @@ async def execute_plan(
         failed = _first(group, FragmentFailed)
         if failed is None:
             raise
+        failed.state, failed.done_operations = state, frozenset(done_operations)
+        failed.records = [records[f.fragment_id] for f in plan.fragments]
         raise failed from None
 
     final_state = state.full().copy() if keep_final_state else None
@@ -186,7 +259,12 @@ async def execute_plan(
             shots=shots,
             seed=seed,
         )
-        counts = dict((await run(readout, component, request)).counts)
+        try:
+            counts = dict((await run(readout, component, request)).counts)
+        except FragmentFailed as failed:
+            failed.state, failed.done_operations = state, frozenset(done_operations)
+            failed.records = [records[f.fragment_id] for f in plan.fragments]
+            raise
     return Execution(
         counts=counts,
         records=[records[f.fragment_id] for f in plan.fragments],
@@ -219,7 +297,11 @@ def _clbit_registers(ir: CircuitIR) -> tuple[ClbitRegister, ...]:
 
 
 class FragmentError(Exception):
-    """The node answered, but not with a usable result."""
+    """The node answered, but not with a usable result; ``retryable`` if another attempt may succeed."""
+
+    def __init__(self, message: str, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 async def _finish(record: FragmentRecord, status: FragmentStatus, error: str | None, on_record: RecordSink) -> None:

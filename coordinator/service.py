@@ -10,6 +10,7 @@ unfinished job (:meth:`CoordinatorService.recover`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -34,7 +35,7 @@ from coordinator.jobs import ErrorInfo, FragmentRecord, JobRecord, JobResult, Jo
 from coordinator.metrics import Metrics
 from coordinator.queue import JobQueue, QueueFull
 from coordinator.registry import Registry
-from coordinator.runtime import FragmentFailed, Invoker, execute_plan
+from coordinator.runtime import Execution, FragmentFailed, Invoker, RetryPolicy, execute_plan
 from coordinator.store import JobStore
 
 log = logging.getLogger("qb2.coordinator.jobs")
@@ -120,18 +121,26 @@ class CoordinatorService:
             raise SubmissionRejected(422, ErrorInfo(
                 code="too_many_operations", message=f"the circuit has {ir.num_operations} operations; the limit is {limit}",
                 details={"operations": ir.num_operations, "max_operations": limit}))
-        nodes = self.registry.query()
-        if not nodes:
+        try:
+            return ir, self.plan_for(ir)
+        except InfeasiblePlanError as exc:
+            raise SubmissionRejected(422, ErrorInfo(code="infeasible", message=exc.message,
+                                                    details=exc.to_dict())) from None
+
+    def plan_for(self, ir: CircuitIR, exclude: frozenset[str] = frozenset()) -> Plan:
+        """Plan ``ir`` on the available nodes minus ``exclude`` (failed nodes of a fallback).
+
+        Raises:
+            SubmissionRejected: 503 when no node is available at all.
+            InfeasiblePlanError: no feasible plan on the remaining nodes.
+        """
+        nodes = [n for n in self.registry.query() if n.node_id not in exclude]
+        if not nodes and not exclude:
             raise SubmissionRejected(503, ErrorInfo(
                 code="no_nodes",
                 message="no service node is available; start one with `qb2 node --bootstrap <coordinator multiaddr>`",
             ))
-        try:
-            plan = plan_circuit(ir, nodes, self.planner_options())
-        except InfeasiblePlanError as exc:
-            raise SubmissionRejected(422, ErrorInfo(code="infeasible", message=exc.message,
-                                                    details=exc.to_dict())) from None
-        return ir, plan
+        return plan_circuit(ir, nodes, self.planner_options())
 
     async def submit(self, submission: Submission) -> JobRecord:
         """Validate, persist as QUEUED and enqueue a job; returns its record at once.
@@ -260,37 +269,97 @@ class CoordinatorService:
         await self.store.set_plan(job_id, plan.to_json())
         fidelities = {n.node_id: n.fidelity for n in self.registry.query(include_unavailable=True)}
         await self._transition(job_id, JobState.EXECUTING)
-        async def on_record(record: FragmentRecord) -> None:
-            await self.store.save_fragment(job_id, record)
-            if record.status in ("DONE", "FAILED"):
-                self.metrics.fragment_invocations.labels(node_id=record.node_id, outcome=record.status).inc()
-                if record.round_trip_s is not None:
-                    self.metrics.fragment_latency.observe(record.round_trip_s)
-
         try:
-            execution = await execute_plan(plan, ir, self.invoke, job_id=job_id, shots=job.shots, seed=job.seed,
-                                           on_record=on_record)
+            execution, records = await self._execute_with_fallback(job_id, job, ir, plan)
         except FragmentFailed as exc:
             await self._fail(job_id, ErrorInfo(
                 code="fragment_failed", message=str(exc),
-                details={"fragment_id": exc.fragment_id, "node_id": exc.node_id, "reason": exc.reason}))
+                details={"fragment_id": exc.fragment_id, "node_id": exc.node_id, "reason": exc.reason,
+                         "attempts": exc.attempts, "errors": exc.errors,
+                         "fallback": getattr(exc, "no_fallback", None)}))
             return
+        done = [r for r in records if r.status == "DONE"]
         ideal = await trio.to_thread.run_sync(ideal_distribution, ir)
         result = JobResult(
             counts=execution.counts,
             shots=job.shots,
             seed=job.seed,
             representation=plan.representation,
-            estimated_fidelity=estimated_fidelity(execution.records, fidelities, plan.link_fidelity),
+            estimated_fidelity=estimated_fidelity(done, fidelities, plan.link_fidelity),
             measured_fidelity=measured_fidelity(execution.counts, ideal),
-            nodes_used=list(plan.nodes),
-            total_ebits=plan.total_ebits,
+            nodes_used=sorted({r.node_id for r in done}),
+            total_ebits=sum(r.ebits for r in done),
             execution_s=execution.execution_s,
-            fragments=execution.records,
+            fragments=records,
+            fallbacks=max((r.fallback for r in records), default=0),
+            retries=sum(max(0, r.attempts - 1) for r in records),
         )
         await self._finish(job_id, JobState.COMPLETED, job.created_at, result=result)
         log.info("job completed", extra={"job_id": job_id, "execution_s": round(execution.execution_s, 4),
-                                         "fragments": len(plan.fragments), "nodes": len(plan.nodes)})
+                                         "fragments": len(records), "nodes": len(result.nodes_used),
+                                         "fallbacks": result.fallbacks})
+
+    async def _execute_with_fallback(
+        self, job_id: str, job: JobRecord, ir: CircuitIR, plan: Plan
+    ) -> tuple[Execution, list[FragmentRecord]]:
+        """Run ``plan``; when a fragment fails after its retries, re-plan the remaining
+        operations without the failed node and continue from the last good state (FR-007, NFR-002).
+
+        Returns:
+            The final plan's execution and the records of every plan tried.
+
+        Raises:
+            FragmentFailed: out of fallbacks, or no feasible plan without the failed
+                nodes (``no_fallback`` attribute says why).
+        """
+        runtime = self.settings.runtime
+        policy = RetryPolicy(runtime.max_attempts, runtime.backoff_base_s, runtime.backoff_max_s)
+        excluded: set[str] = set()
+        history: list[FragmentRecord] = []
+        state = None
+        index_map = tuple(range(len(ir.operations)))  # current plan's operation index -> original index
+        applied: set[int] = set()  # original operation indices already applied to the state
+        current_ir, current_plan, fallback, failed_node = ir, plan, 0, None
+
+        def on_retry(record: FragmentRecord) -> None:
+            self.metrics.retries.inc()
+            log.warning("retrying fragment", extra={"job_id": job_id, "fragment_id": record.fragment_id,
+                                                    "attempt": record.attempts + 1, "reason": record.errors[-1]})
+
+        async def on_record(record: FragmentRecord) -> None:
+            record.fallback, record.original_node_id = fallback, failed_node
+            await self.store.save_fragment(job_id, record)
+            if record.status in ("DONE", "FAILED"):
+                self.metrics.fragment_invocations.labels(node_id=record.node_id, outcome=record.status).inc()
+                if record.round_trip_s is not None:
+                    self.metrics.fragment_latency.observe(record.round_trip_s)
+
+        while True:
+            try:
+                execution = await execute_plan(
+                    current_plan, current_ir, self.invoke, job_id=job_id, shots=job.shots, seed=job.seed,
+                    on_record=on_record, state=state, retry=policy,
+                    fragment_prefix=f"fb{fallback}-" if fallback else "", on_retry=on_retry,
+                )
+                return execution, history + execution.records
+            except FragmentFailed as exc:
+                history += exc.records
+                applied.update(index_map[i] for i in exc.done_operations)
+                if fallback >= runtime.max_fallbacks:
+                    exc.no_fallback = f"all {runtime.max_fallbacks} fallback plans used"
+                    raise
+                excluded.add(exc.node_id)
+                remaining = tuple(i for i in range(len(ir.operations)) if i not in applied)
+                current_ir = dataclasses.replace(ir, operations=tuple(ir.operations[i] for i in remaining))
+                try:
+                    current_plan = await trio.to_thread.run_sync(self.plan_for, current_ir, frozenset(excluded))
+                except InfeasiblePlanError as infeasible:
+                    exc.no_fallback = f"no feasible plan without {sorted(excluded)}: {infeasible.message}"
+                    raise exc from None
+                state, index_map, fallback, failed_node = exc.state, remaining, fallback + 1, exc.node_id
+                log.warning("falling back to a new plan", extra={
+                    "job_id": job_id, "fallback": fallback, "failed_node": exc.node_id,
+                    "remaining_operations": len(remaining), "nodes": list(current_plan.nodes)})
 
     async def _compile_when_nodes_allow(self, text: str, fmt: Literal["qasm2", "qasm3"], name: str) -> tuple[CircuitIR, Plan]:
         """Compile; if no node (or no suitable node) is registered, wait up to one registry TTL for one.

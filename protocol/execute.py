@@ -71,6 +71,7 @@ class ExecuteRequest(BaseModel):
     clbit_registers: tuple[ClbitRegister, ...] = ()
     shots: int = Field(default=0, ge=0, le=1_000_000)
     seed: int | None = None
+    reservation_id: str | None = Field(default=None, max_length=128, description="window this run consumes")
 
 
 class ExecuteError(BaseModel):

@@ -23,3 +23,9 @@ def major(version: str) -> int:
         ValueError: if ``version`` does not start with an integer component.
     """
     return int(version.split(".", 1)[0])
+
+#: libp2p stream protocol: coordinator reserves an execution window on a node (FR-005).
+RESERVE_PROTOCOL_ID: Final = "/qb2/reserve/1.0.0"
+
+#: libp2p stream protocol: operator / harness injects faults into a node (FR-013 support).
+CONTROL_PROTOCOL_ID: Final = "/qb2/control/1.0.0"
