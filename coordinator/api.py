@@ -100,6 +100,9 @@ class NodeView(BaseModel):
     advert_age_s: float
     addrs: list[str]
     executor: str
+    degraded: list[str] = Field(default_factory=list, description="why the node gets no new fragments (FR-008)")
+    rtt_ms: float | None = Field(default=None, description="latest median libp2p ping round trip, milliseconds")
+    loss: float = Field(default=0.0, description="fraction of the latest probes lost, in [0, 1]")
 
 
 class NodeList(BaseModel):
@@ -368,8 +371,12 @@ def create_app(service: CoordinatorService, peer_id: str, health_probe: Any = No
     async def nodes() -> NodeList:
         """Every node in the registry with its status (``stale`` after the TTL)."""
         now = time.time()
-        views = [_node_view(e.advert, service.registry.status(e.advert.node_id), now - e.received_at)
-                 for e in service.registry.entries()]
+        views = [
+            _node_view(e.advert, service.registry.status(e.advert.node_id), now - e.received_at).model_copy(update={
+                "degraded": service.registry.degraded(e.advert.node_id),
+                "rtt_ms": None if e.rtt_s is None else round(e.rtt_s * 1000, 3), "loss": e.loss})
+            for e in service.registry.entries()
+        ]
         return NodeList(nodes=views, available=sum(v.status == "available" for v in views))
 
     @app.get("/api/v1/health", response_model=Health, responses={503: {"model": Health}})

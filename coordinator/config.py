@@ -75,6 +75,23 @@ class RuntimeSettings(_Section):
     queue_capacity: int = Field(default=1000, ge=1, le=1_000_000)
 
 
+class QualitySettings(_Section):
+    """Quality monitoring (FR-008): link probes and the thresholds below which a node is degraded.
+
+    ``probe_interval_s``: seconds between libp2p pings to each node (0 disables);
+    ``probes``: pings per round (loss = failed / probes). Fidelities are in [0, 1].
+    """
+
+    probe_interval_s: float = Field(default=5.0, ge=0.0, le=3600.0)
+    probes: int = Field(default=3, ge=1, le=100)
+    probe_timeout_s: float = Field(default=2.0, gt=0.0, le=60.0)
+    min_gate_1q: float = Field(default=0.0, ge=0.0, le=1.0)
+    min_gate_2q: float = Field(default=0.0, ge=0.0, le=1.0)
+    min_readout: float = Field(default=0.0, ge=0.0, le=1.0)
+    max_rtt_s: float = Field(default=1.0, gt=0.0)
+    max_loss: float = Field(default=0.5, ge=0.0, le=1.0)
+
+
 class LimitSettings(_Section):
     """Input limits checked before parsing (FR-014)."""
 
@@ -104,6 +121,7 @@ class Settings(BaseSettings):
     compiler: CompilerSettings = CompilerSettings()
     runtime: RuntimeSettings = RuntimeSettings()
     limits: LimitSettings = LimitSettings()
+    quality: QualitySettings = QualitySettings()
     node: dict[str, Any] = Field(default_factory=dict, description="read by `qb2 node`, see service_node.config")
 
     @model_validator(mode="after")

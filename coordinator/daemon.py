@@ -28,7 +28,8 @@ from libp2p.tools.anyio_service import background_trio_service
 from coordinator.api import RequestIdFilter, create_app
 from coordinator.config import Settings
 from coordinator.p2p import CoordinatorNetwork
-from coordinator.registry import Registry
+from coordinator.quality import monitor_quality
+from coordinator.registry import QualityThresholds, Registry
 from coordinator.service import CoordinatorService
 from coordinator.store import JobStore
 from protocol.advert import ServiceAdvertisement
@@ -66,7 +67,9 @@ async def run_coordinator(
     key_pair = load_or_create_identity(settings.data_dir / "coordinator" / "identity.key")
     host = make_host(key_pair)
     pubsub, router = make_pubsub(host, settings.discovery.gossip_heartbeat_s)
-    registry = Registry(settings.discovery.registry_ttl_s)
+    q = settings.quality
+    registry = Registry(settings.discovery.registry_ttl_s, thresholds=QualityThresholds(
+        q.min_gate_1q, q.min_gate_2q, q.min_readout, q.max_rtt_s, q.max_loss))
     for advert_json, _ in await store.load_nodes():  # stale until each node re-advertises (FR-010)
         registry.restore(ServiceAdvertisement.model_validate_json(advert_json))
 
@@ -99,6 +102,7 @@ async def run_coordinator(
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(network.ingest_advertisements)
                 nursery.start_soon(service.run_workers)
+                nursery.start_soon(monitor_quality, host, registry, store, settings.quality)
                 await service.recover()
                 config = HypercornConfig()
                 config.bind = [f"{settings.api.host}:{settings.api.port}"]

@@ -134,7 +134,7 @@ class CoordinatorService:
             SubmissionRejected: 503 when no node is available at all.
             InfeasiblePlanError: no feasible plan on the remaining nodes.
         """
-        nodes = [n for n in self.registry.query() if n.node_id not in exclude]
+        nodes = [n for n in self.registry.query(include_degraded=False) if n.node_id not in exclude]
         if not nodes and not exclude:
             raise SubmissionRejected(503, ErrorInfo(
                 code="no_nodes",

@@ -254,6 +254,20 @@ class JobStore:
         rows = await self._run(lambda: self._conn.execute("SELECT advert_json, received_at FROM nodes").fetchall())
         return [(r["advert_json"], r["received_at"]) for r in rows]
 
+    async def save_quality(self, node_id: str, at: float, rtt_s: float | None, loss: float, gate_1q: float,
+                           gate_2q: float, readout: float, degraded: list[str]) -> None:
+        """Append one quality snapshot (FR-008); times in Unix seconds, RTT in seconds."""
+        await self._run(lambda: self._conn.execute(
+            "INSERT INTO quality_snapshots (node_id, at, rtt_s, loss, gate_1q, gate_2q, readout, degraded)"
+            " VALUES (?,?,?,?,?,?,?,?)", (node_id, at, rtt_s, loss, gate_1q, gate_2q, readout, json.dumps(degraded))))
+
+    async def quality_history(self, node_id: str, limit: int = 100) -> list[dict[str, Any]]:
+        """The node's latest quality snapshots, newest first."""
+        rows = await self._run(lambda: self._conn.execute(
+            "SELECT at, rtt_s, loss, gate_1q, gate_2q, readout, degraded FROM quality_snapshots WHERE node_id=?"
+            " ORDER BY snapshot_id DESC LIMIT ?", (node_id, limit)).fetchall())
+        return [{**dict(r), "degraded": json.loads(r["degraded"])} for r in rows]
+
     async def count_by_state(self) -> dict[str, int]:
         """Number of jobs per state."""
         rows = await self._run(

@@ -50,3 +50,20 @@ def test_replayed_older_advertisement_is_ignored() -> None:
     assert registry.get(peer_id("A")).advert.fidelity.gate_2q == 0.99
     assert registry.observe(advert("A", ("cx",), 0.90, 5, seq=6, ts=6.0))
     assert registry.get(peer_id("A")).advert.fidelity.gate_2q == 0.90
+
+
+def test_degraded_nodes_are_named_and_filtered() -> None:
+    from coordinator.registry import QualityThresholds
+
+    clock = Clock()
+    registry = Registry(ttl_s=10, clock=clock, thresholds=QualityThresholds(min_gate_2q=0.98, max_rtt_s=0.05,
+                                                                             max_loss=0.2))
+    registry.observe(advert("A", ("cx",), 0.99, 5))
+    registry.observe(advert("B", ("cx",), 0.95, 5))
+    assert registry.degraded(peer_id("A")) == []
+    assert registry.degraded(peer_id("B")) == ["2q gate fidelity 0.95 < 0.98"]
+    registry.record_link(peer_id("A"), 0.2, 0.5)
+    assert registry.degraded(peer_id("A")) == ["link RTT 200.0 ms > 50.0 ms", "link loss 50% > 20%"]
+    assert registry.query(include_degraded=False) == []
+    registry.record_link(peer_id("A"), 0.001, 0.0)
+    assert [a.node_id for a in registry.query(include_degraded=False)] == [peer_id("A")]
