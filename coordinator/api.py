@@ -338,6 +338,13 @@ def create_app(service: CoordinatorService, peer_id: str, health_probe: Any = No
         except WebSocketDisconnect:
             return
 
+    @app.get("/api/v1/jobs/{job_id}/reservations", responses=_ERRORS)
+    async def reservations(job_id: str) -> Any:
+        """The job's reservation events (requested, granted, rejected, consumed, released), oldest first."""
+        if await service.store.get_job(job_id) is None:
+            return _error(404, "not_found", f"no job {job_id}")
+        return await service.store.reservation_events(job_id)
+
     @app.get("/api/v1/jobs/{job_id}/fragments", response_model=list[FragmentRecord], responses=_ERRORS)
     async def get_fragments(job_id: str) -> Any:
         """Per-fragment execution records so far (FR-006)."""

@@ -86,12 +86,22 @@ def node(
     listen: Annotated[Optional[str], typer.Option(help="libp2p listen multiaddr")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="state folder root")] = None,
     ready_file: Annotated[Optional[Path], typer.Option(help="write peer ID and multiaddrs here when listening")] = None,
+    fault: Annotated[Optional[list[str]], typer.Option(
+        help="inject a fault, repeatable: latency:SECONDS[@AFTER][+DURATION], drop:PROB[@AFTER][+DURATION], "
+             "crash[@AFTER], degrade:FACTOR[@AFTER][+DURATION]; times in seconds from when the node listens")] = None,
 ) -> None:
     """Run a service node: a simulated QPU that advertises itself and executes fragments."""
     import os
 
+    from service_node.faults import FaultSyntaxError, parse_fault
+
+    try:  # before the heavy imports: a typo fails at once
+        cli_faults = [parse_fault(text) for text in fault or []]
+    except FaultSyntaxError as exc:
+        _fail(str(exc))
+
     from protocol.logfmt import configure_logging
-    from service_node.config import NodeConfigError, load_node_settings
+    from service_node.config import NodeConfigError, NodeSettings, load_node_settings
     from service_node.daemon import run_node
 
     if config is not None:
@@ -103,13 +113,21 @@ def node(
                 raise NodeConfigError("--device and --profile exclude each other: a device brings its own profile")
             from service_node.devices import load_device_node_settings
 
-            settings = load_device_node_settings(device, executor, name=name, qubits=qubits, native_gates=gates)
+            try:  # the device's calibrated profile would otherwise drop faults set in the config file
+                configured = NodeSettings().node.faults or None
+            except ValueError:  # pydantic's ValidationError; load_device_node_settings reports it precisely
+                configured = None
+            settings = load_device_node_settings(device, executor, name=name, qubits=qubits, native_gates=gates,
+                                                 faults=configured)
         else:
             settings = load_node_settings(profile, name=name, qubits=qubits, native_gates=gates)
             if executor != "aer":
                 settings = settings.model_copy(update={"node": settings.node.model_copy(update={"executor": executor})})
     except NodeConfigError as exc:
         _fail(str(exc))
+    if cli_faults:
+        settings = settings.model_copy(update={"node": settings.node.model_copy(
+            update={"faults": [*settings.node.faults, *cli_faults]})})
     updates: dict[str, Any] = {}
     if bootstrap or listen:
         updates["p2p"] = settings.p2p.model_copy(update={k: v for k, v in

@@ -34,7 +34,8 @@ from coordinator.service import CoordinatorService
 from coordinator.store import JobStore
 from protocol.advert import ServiceAdvertisement
 from protocol.execute import ExecuteRequest, ExecuteResponse
-from protocol.ids import ADVERT_TOPIC
+from protocol.ids import RESERVE_PROTOCOL_ID
+from protocol.reservation import ReserveRequest, ReserveResponse
 from protocol.transport import load_or_create_identity, make_host, make_pubsub
 
 log = logging.getLogger("qb2.coordinator")
@@ -83,7 +84,11 @@ async def run_coordinator(
         header, out, _ = await network.invoke(node_id, request, payload, settings.runtime.execute_timeout_s)
         return header, out
 
-    service = CoordinatorService(settings, registry, store, invoke)
+    async def reserve(node_id: str, request: ReserveRequest) -> ReserveResponse:
+        return await network.request(node_id, RESERVE_PROTOCOL_ID, request, ReserveResponse,
+                                     settings.runtime.reserve_timeout_s)
+
+    service = CoordinatorService(settings, registry, store, invoke, reserve)
 
     def health_probe() -> dict[str, tuple[bool, str]]:
         addrs = host.get_addrs()

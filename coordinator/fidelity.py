@@ -32,6 +32,11 @@ IDEAL_MAX_QUBITS = 20
 _ARITY = {name: gate.num_qubits for name, gate in get_standard_gate_name_mapping().items()}
 
 
+def gate_arity(name: str) -> int:
+    """Qubits a Qiskit standard gate acts on (2 for names Qiskit does not know)."""
+    return _ARITY.get(name, 2)
+
+
 def estimated_fidelity(
     records: Sequence[FragmentRecord],
     fidelities: Mapping[str, Fidelities],
@@ -51,7 +56,7 @@ def estimated_fidelity(
         for gate, count in record.native_op_counts.items():
             if gate == "measure":
                 f = node.readout
-            elif _ARITY.get(gate, 2) == 1:
+            elif gate_arity(gate) == 1:
                 f = node.gate_1q
             else:
                 f = node.gate_2q

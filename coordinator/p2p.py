@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TypeVar
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -19,6 +20,7 @@ from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from libp2p.pubsub.pubsub import Pubsub
+from pydantic import BaseModel
 
 from coordinator.registry import Registry
 from protocol.advert import AdvertisementRejected, ServiceAdvertisement, parse_advertisement
@@ -27,6 +29,8 @@ from protocol.framing import read_frame, write_frame
 from protocol.ids import ADVERT_TOPIC, EXECUTE_PROTOCOL_ID
 
 log = logging.getLogger("qb2.coordinator.p2p")
+
+M = TypeVar("M", bound=BaseModel)
 
 
 #: Fields that change with every advertisement; equal otherwise means "no capability change".
@@ -110,6 +114,32 @@ class CoordinatorNetwork:
         with trio.move_on_after(1):
             await stream.close()
         return header, out, time.perf_counter() - started
+
+
+    async def request(self, node_id: str, protocol_id: str, request: BaseModel, response_model: type[M],
+                      timeout_s: float) -> M:
+        """One JSON frame to ``node_id`` on ``protocol_id`` and one back (reservations, control).
+
+        Raises:
+            InvocationError: unreachable, malformed answer, or no answer within ``timeout_s``.
+        """
+        stream = None
+        try:
+            with trio.fail_after(timeout_s):
+                stream = await self.host.new_stream(ID.from_base58(node_id), [TProtocol(protocol_id)])
+                await write_frame(stream, request)
+                header, _ = await read_frame(stream, response_model, max_payload=0)
+        except BaseException as exc:
+            if stream is not None:
+                await _reset(stream)
+            if isinstance(exc, trio.TooSlowError):
+                raise InvocationError(f"node {node_id} did not answer {protocol_id} within {timeout_s} s") from None
+            if isinstance(exc, Exception):
+                raise InvocationError(f"node {node_id} unreachable: {type(exc).__name__}: {exc}") from exc
+            raise
+        with trio.move_on_after(1):
+            await stream.close()
+        return header
 
 
 async def _reset(stream: INetStream) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -119,6 +119,7 @@ async def execute_plan(
     retry: RetryPolicy | None = None,
     fragment_prefix: str = "",
     on_retry: Callable[[FragmentRecord], None] | None = None,
+    reservations: Mapping[str, str] | None = None,
 ) -> Execution:
     """Execute ``plan`` for circuit ``ir`` and return counts and fragment records.
 
@@ -129,6 +130,7 @@ async def execute_plan(
         fragment_prefix: prepended to fragment ids in records (``fb1-`` for the
             first fallback plan), so records of successive plans never collide.
         on_retry: called (synchronously) with a fragment's record before each retry.
+        reservations: reservation id per fragment id (FR-005), consumed by the node.
 
     Raises:
         FragmentFailed: a node was unreachable, reported an error or returned
@@ -226,6 +228,7 @@ async def execute_plan(
                 holding[fragment.fragment_id] = component
                 pending.remove(fragment)
                 request = _gate_request(job_id, plan, ir, fragment, component)
+                request.reservation_id = (reservations or {}).get(fragment.fragment_id)
                 nursery.start_soon(run_and_report, fragment, component, request)
             if not holding:
                 raise RuntimeError(f"plan deadlocked with {len(pending)} fragments pending")  # a planner bug
@@ -258,6 +261,7 @@ async def execute_plan(
             clbit_registers=_clbit_registers(ir),
             shots=shots,
             seed=seed,
+            reservation_id=(reservations or {}).get(readout.fragment_id),
         )
         try:
             counts = dict((await run(readout, component, request)).counts)

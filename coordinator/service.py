@@ -35,6 +35,7 @@ from coordinator.jobs import ErrorInfo, FragmentRecord, JobRecord, JobResult, Jo
 from coordinator.metrics import Metrics
 from coordinator.queue import JobQueue, QueueFull
 from coordinator.registry import Registry
+from coordinator.reservations import ReserveCall, Reservations, Reserver
 from coordinator.runtime import Execution, FragmentFailed, Invoker, RetryPolicy, execute_plan
 from coordinator.store import JobStore
 
@@ -81,13 +82,16 @@ class CoordinatorService:
         registry: live node registry (FR-002).
         store: job persistence.
         invoke: transport used to run fragments on nodes.
+        reserve: transport for reservation requests (FR-005); None skips reserving.
     """
 
-    def __init__(self, settings: Settings, registry: Registry, store: JobStore, invoke: Invoker) -> None:
+    def __init__(self, settings: Settings, registry: Registry, store: JobStore, invoke: Invoker,
+                 reserve: ReserveCall | None = None) -> None:
         self.settings = settings
         self.registry = registry
         self.store = store
         self.invoke = invoke
+        self.reserve = reserve
         self.queue = JobQueue(settings.runtime.queue_capacity)
         self.metrics = Metrics()
         self._running: dict[str, trio.CancelScope] = {}  # job id -> scope of the worker running it
@@ -266,18 +270,26 @@ class CoordinatorService:
         except SubmissionRejected as exc:
             await self._fail(job_id, exc.error)
             return
+        await self._transition(job_id, JobState.RESERVING)
+        try:
+            plan, reservations = await self._reserve(job_id, ir, plan)
+        except InfeasiblePlanError as exc:
+            await self._fail(job_id, ErrorInfo(code="reservation_failed", message=exc.message, details=exc.to_dict()))
+            return
         await self.store.set_plan(job_id, plan.to_json())
         fidelities = {n.node_id: n.fidelity for n in self.registry.query(include_unavailable=True)}
         await self._transition(job_id, JobState.EXECUTING)
         try:
-            execution, records = await self._execute_with_fallback(job_id, job, ir, plan)
+            execution, records = await self._execute_with_fallback(job_id, job, ir, plan, reservations)
         except FragmentFailed as exc:
+            await self._release(job_id, reservations, exc.records)
             await self._fail(job_id, ErrorInfo(
                 code="fragment_failed", message=str(exc),
                 details={"fragment_id": exc.fragment_id, "node_id": exc.node_id, "reason": exc.reason,
                          "attempts": exc.attempts, "errors": exc.errors,
                          "fallback": getattr(exc, "no_fallback", None)}))
             return
+        await self._release(job_id, reservations, records)
         done = [r for r in records if r.status == "DONE"]
         ideal = await trio.to_thread.run_sync(ideal_distribution, ir)
         result = JobResult(
@@ -299,8 +311,49 @@ class CoordinatorService:
                                          "fragments": len(records), "nodes": len(result.nodes_used),
                                          "fallbacks": result.fallbacks})
 
+    async def _reserve(self, job_id: str, ir: CircuitIR, plan: Plan) -> tuple[Plan, Reservations]:
+        """Reserve windows for ``plan``; re-plan without nodes that refuse (at most ``max_fallbacks`` times).
+
+        Raises:
+            InfeasiblePlanError: no feasible plan on the nodes that grant windows.
+        """
+        if self.reserve is None:
+            return plan, Reservations()
+        reserve = self.reserve
+
+        async def record(kind: str, fragment_id: str, node_id: str, reservation_id: str, start: float, end: float,
+                         reason: str | None) -> None:
+            await self.store.record_reservation(job_id, kind, fragment_id, node_id, reservation_id, start, end, reason)
+
+        reserver = Reserver(reserve, record)
+        refused: set[str] = set()
+        for _ in range(self.settings.runtime.max_fallbacks + 1):
+            adverts = {n.node_id: n for n in self.registry.query(include_unavailable=True)}
+            reservations = await reserver.reserve_plan(job_id, plan, ir, adverts)
+            if not reservations.refused:
+                return plan, reservations
+            log.warning("reservation refused; re-planning without those nodes",
+                        extra={"job_id": job_id, "refused": reservations.refused})
+            await reserver.release(job_id, reservations, keep=set())
+            refused.update(reservations.refused)
+            plan = await trio.to_thread.run_sync(self.plan_for, ir, frozenset(refused))
+        raise InfeasiblePlanError("no_nodes", f"nodes kept refusing reservations: {sorted(refused)}")
+
+    async def _release(self, job_id: str, reservations: Reservations, records: list[FragmentRecord]) -> None:
+        """Mark consumed windows and release the unused ones (FR-005)."""
+        if self.reserve is None or not reservations.granted:
+            return
+
+        async def record(kind: str, fragment_id: str, node_id: str, reservation_id: str, start: float, end: float,
+                         reason: str | None) -> None:
+            await self.store.record_reservation(job_id, kind, fragment_id, node_id, reservation_id, start, end, reason)
+
+        consumed = {r.fragment_id for r in records if r.status == "DONE" and r.fallback == 0}
+        with trio.CancelScope(shield=True), trio.move_on_after(10):
+            await Reserver(self.reserve, record).release(job_id, reservations, keep=consumed)
+
     async def _execute_with_fallback(
-        self, job_id: str, job: JobRecord, ir: CircuitIR, plan: Plan
+        self, job_id: str, job: JobRecord, ir: CircuitIR, plan: Plan, reservations: Reservations | None = None,
     ) -> tuple[Execution, list[FragmentRecord]]:
         """Run ``plan``; when a fragment fails after its retries, re-plan the remaining
         operations without the failed node and continue from the last good state (FR-007, NFR-002).
@@ -340,6 +393,8 @@ class CoordinatorService:
                     current_plan, current_ir, self.invoke, job_id=job_id, shots=job.shots, seed=job.seed,
                     on_record=on_record, state=state, retry=policy,
                     fragment_prefix=f"fb{fallback}-" if fallback else "", on_retry=on_retry,
+                    reservations={f: r for f, (_, r) in reservations.granted.items()}
+                    if reservations is not None and not fallback else None,
                 )
                 return execution, history + execution.records
             except FragmentFailed as exc:

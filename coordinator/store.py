@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -267,6 +268,21 @@ class JobStore:
             "SELECT at, rtt_s, loss, gate_1q, gate_2q, readout, degraded FROM quality_snapshots WHERE node_id=?"
             " ORDER BY snapshot_id DESC LIMIT ?", (node_id, limit)).fetchall())
         return [{**dict(r), "degraded": json.loads(r["degraded"])} for r in rows]
+
+    async def record_reservation(self, job_id: str, kind: str, fragment_id: str, node_id: str, reservation_id: str,
+                                 start: float, end: float, reason: str | None) -> None:
+        """Append one reservation event of a job (FR-005); window bounds in Unix seconds."""
+        await self._run(lambda: self._conn.execute(
+            "INSERT INTO reservation_events (job_id, fragment_id, node_id, reservation_id, kind, at, start, end_,"
+            " reason) VALUES (?,?,?,?,?,?,?,?,?)",
+            (job_id, fragment_id, node_id, reservation_id, kind, time.time(), start, end, reason)))
+
+    async def reservation_events(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's reservation events, oldest first."""
+        rows = await self._run(lambda: self._conn.execute(
+            "SELECT fragment_id, node_id, reservation_id, kind, at, start, end_ AS end, reason FROM"
+            " reservation_events WHERE job_id=? ORDER BY event_id", (job_id,)).fetchall())
+        return [dict(r) for r in rows]
 
     async def count_by_state(self) -> dict[str, int]:
         """Number of jobs per state."""

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from protocol.advert import Fidelities, GateTimes
+from protocol.control import FaultSpec
 from protocol.settings import DiscoverySettings, P2PSettings
 
 
@@ -42,6 +43,9 @@ class NodeProfile(BaseModel):
             noise (False: its gates and coupling map only, fidelities 1.0).
         executor: simulator the node runs on and advertises: ``"aer"`` (CPU)
             or ``"aer-gpu"`` (needs a GPU-enabled Aer and an NVIDIA GPU).
+        faults: faults injected from start-up (FR-013 harness support, see
+            :mod:`service_node.faults`); their ``after_s`` counts from the moment
+            the node listens. ``kind = "clear"`` is refused here (control protocol only).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -55,6 +59,14 @@ class NodeProfile(BaseModel):
     device: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     device_noise: bool = True
     executor: Literal["aer", "aer-gpu"] = "aer"
+    faults: list[FaultSpec] = Field(default_factory=list, max_length=64)
+
+    @field_validator("faults")
+    @classmethod
+    def _no_clear(cls, value: list[FaultSpec]) -> list[FaultSpec]:
+        if any(spec.kind == "clear" for spec in value):
+            raise ValueError('kind "clear" is only accepted over the control protocol, not in configuration')
+        return value
 
 
 class NodeSettings(BaseSettings):
@@ -149,6 +161,8 @@ def load_node_settings(profile: str | None = None, **node_overrides: Any) -> Nod
             # device's calibration decides gates, fidelities and width (FR-016).
             from service_node.devices import load_device_node_settings
 
+            # the device's calibrated profile would otherwise replace the configured faults
+            node_overrides = {"faults": node.get("faults"), **node_overrides}
             return load_device_node_settings(
                 node["device"], node.get("executor", "aer"), noise=node.get("device_noise", True), **node_overrides
             )

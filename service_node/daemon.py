@@ -2,9 +2,21 @@
 
 One trio process holds the libp2p host, publishes the node's advertisement on
 the GossipSub topic every ``advert_interval_s`` (and at once on change), keeps
-a connection to each bootstrap peer, and serves fragment executions on
-:data:`protocol.ids.EXECUTE_PROTOCOL_ID`. Simulation runs in worker threads so
-the host keeps answering while a fragment computes.
+a connection to each bootstrap peer, and serves three stream protocols:
+
+- :data:`protocol.ids.EXECUTE_PROTOCOL_ID`: fragment executions (FR-006).
+  Simulation runs in worker threads so the host keeps answering while a
+  fragment computes. A request carrying ``reservation_id`` consumes that
+  window in the ledger (an unknown or ended id is logged, the fragment runs).
+- :data:`protocol.ids.RESERVE_PROTOCOL_ID`: reserve / release execution
+  windows in the node's event-sourced ledger (FR-005,
+  :mod:`service_node.ledger`); capacity = ``node.max_concurrent_fragments``;
+  stale windows expire every second.
+- :data:`protocol.ids.CONTROL_PROTOCOL_ID`: fault injection
+  (:mod:`service_node.faults`).
+
+All three apply the same admission rules: ``p2p.allowed_peers`` (when set)
+and ``p2p.frame_timeout_s`` for the request frame.
 """
 
 from __future__ import annotations
@@ -12,8 +24,10 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
+from typing import TypeVar
 
 import multiaddr
 import trio
@@ -22,16 +36,26 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
+from pydantic import BaseModel
 
-from protocol.advert import ServiceAdvertisement
+from protocol.advert import Fidelities, ServiceAdvertisement
+from protocol.control import ControlResponse, FaultSpec
 from protocol.execute import ExecuteError, ExecuteRequest, ExecuteResponse
-from protocol.framing import FrameError, read_frame, write_frame
-from protocol.ids import ADVERT_TOPIC, EXECUTE_PROTOCOL_ID
+from protocol.framing import DEFAULT_MAX_HEADER, FrameError, read_frame, write_frame
+from protocol.ids import ADVERT_TOPIC, CONTROL_PROTOCOL_ID, EXECUTE_PROTOCOL_ID, RESERVE_PROTOCOL_ID
+from protocol.reservation import OperationSummary, ReserveRequest, ReserveResponse
 from protocol.transport import load_or_create_identity, make_host, make_pubsub
 from service_node.config import NodeSettings
+from service_node.faults import DropRequest, FaultInjector, format_fault
 from service_node.handler import SimulatedQPU, handle_execute
+from service_node.ledger import ReservationLedger, estimate_success
 
 log = logging.getLogger("qb2.node")
+
+M = TypeVar("M", bound=BaseModel)
+
+#: Largest reserve / control request header, in bytes (they carry no payload).
+_SMALL_FRAME = 64 * 1024
 
 
 class ServiceNode:
@@ -46,6 +70,19 @@ class ServiceNode:
         self._limiter = trio.CapacityLimiter(settings.node.max_concurrent_fragments)
         self._sequence = 0
         self.executed = 0
+        self.faults = FaultInjector()
+        #: fidelity factor the current ``qpu`` was built with (1.0: the profile's fidelities)
+        self.fidelity_factor = 1.0
+        self.ledger = ReservationLedger(settings.node.max_concurrent_fragments, estimator=self.estimate_success)
+
+    @property
+    def fidelity(self) -> Fidelities:
+        """The fidelities the node simulates and advertises now (the profile's, degraded by faults)."""
+        return self.qpu.profile.fidelity
+
+    def estimate_success(self, operation: OperationSummary) -> float:
+        """Estimated success probability of ``operation`` on this node now (see :func:`estimate_success`)."""
+        return estimate_success(operation.gates, self.fidelity)
 
     def advertisement(self) -> ServiceAdvertisement:
         """The node's current advertisement (a new sequence number each call)."""
@@ -55,7 +92,7 @@ class ServiceNode:
             node_id=self.peer_id,
             name=profile.name,
             native_gates=tuple(profile.native_gates),
-            fidelity=profile.fidelity,
+            fidelity=self.fidelity,
             qubit_range={"min": 1, "max": profile.qubits},
             availability="available",
             timestamp=time.time(),
@@ -65,26 +102,66 @@ class ServiceNode:
             executor=profile.executor,
         )
 
-    async def handle_stream(self, stream: INetStream) -> None:
-        """Serve one execution request on ``stream`` and close it."""
-        max_payload = self.settings.p2p.max_frame_mib * 1024 * 1024
+    async def _admit(
+        self,
+        stream: INetStream,
+        what: str,
+        model: type[M],
+        refuse: Callable[[str], BaseModel],
+        *,
+        max_header: int = DEFAULT_MAX_HEADER,
+        max_payload: int = 0,
+    ) -> tuple[M, bytes] | None:
+        """Apply the admission rules shared by every protocol and read the request frame.
+
+        Refuses a peer outside ``p2p.allowed_peers`` (when set, FR-014) and a
+        frame that is malformed, oversized or not complete within
+        ``p2p.frame_timeout_s`` seconds: it then answers ``refuse(reason)`` and
+        returns None.
+        """
         allowed = self.settings.p2p.allowed_peers
         remote = stream.muxed_conn.peer_id.to_base58()
         if allowed and remote not in allowed:  # FR-014: serve only the configured coordinators
-            log.warning("refused execute request", extra={"peer_id": remote, "reason": "not in p2p.allowed_peers"})
-            error = ExecuteError(code="bad_request", message=f"peer {remote} is not allowed to run fragments here")
-            await _reply(stream, ExecuteResponse(node_id=self.peer_id, ok=False, error=error), b"")
-            return
+            log.warning(f"refused {what} request", extra={"peer_id": remote, "reason": "not in p2p.allowed_peers"})
+            await _reply(stream, refuse(f"peer {remote} is not allowed to send {what} requests here"), b"")
+            return None
         try:
             with trio.fail_after(self.settings.p2p.frame_timeout_s):
-                request, payload = await read_frame(stream, ExecuteRequest, max_payload=max_payload)
+                return await read_frame(stream, model, max_header=max_header, max_payload=max_payload)
         except (FrameError, trio.TooSlowError) as exc:
             reason = str(exc) or "no complete request frame in time"
-            log.warning("rejected execute frame", extra={"reason": reason})
-            error = ExecuteError(code="bad_request", message=reason)
-            await _reply(stream, ExecuteResponse(node_id=self.peer_id, ok=False, error=error), b"")
+            log.warning(f"rejected {what} frame", extra={"peer_id": remote, "reason": reason})
+            await _reply(stream, refuse(reason), b"")
+            return None
+
+    async def handle_stream(self, stream: INetStream) -> None:
+        """Serve one execution request on ``stream`` and close it.
+
+        Applies active faults first (latency; drop resets the stream unanswered)
+        and consumes the request's ``reservation_id`` in the ledger when present.
+        """
+        def refuse(reason: str) -> ExecuteResponse:
+            return ExecuteResponse(node_id=self.peer_id, ok=False, error=ExecuteError(code="bad_request", message=reason))
+
+        max_payload = self.settings.p2p.max_frame_mib * 1024 * 1024
+        admitted = await self._admit(stream, "execute", ExecuteRequest, refuse, max_payload=max_payload)
+        if admitted is None:
             return
+        request, payload = admitted
         ids = {"job_id": request.job_id, "fragment_id": request.fragment_id}
+        try:
+            await self.faults.before_execute()
+        except DropRequest as exc:
+            log.warning("dropped execute request", extra={**ids, "reason": str(exc)})
+            await _reset(stream)
+            return
+        if request.reservation_id is not None:
+            if self.ledger.consume(request.reservation_id):
+                log.info("reservation consumed", extra={**ids, "reservation_id": request.reservation_id})
+            else:
+                status = self.ledger.status(request.reservation_id) or "unknown"
+                log.warning("execute without a valid reservation; running it anyway",
+                            extra={**ids, "reservation_id": request.reservation_id, "reservation_status": status})
         log.info("executing fragment", extra={**ids, "kind": request.kind, "ops": len(request.ops)})
         started = time.perf_counter()
         header, out = await trio.to_thread.run_sync(
@@ -98,13 +175,93 @@ class ServiceNode:
         )
         await _reply(stream, header, out)
 
+    async def handle_reserve(self, stream: INetStream) -> None:
+        """Serve one reserve or release request (:mod:`protocol.reservation`) on ``stream``.
+
+        A release answers ``granted=True`` when the window was active and is
+        now released, else ``granted=False`` with the reason.
+        """
+        def refuse(reason: str) -> ReserveResponse:
+            return ReserveResponse(node_id=self.peer_id, reservation_id="", granted=False, reason=reason)
+
+        admitted = await self._admit(stream, "reserve", ReserveRequest, refuse, max_header=_SMALL_FRAME)
+        if admitted is None:
+            return
+        request, _ = admitted
+        ids = {"job_id": request.job_id, "fragment_id": request.fragment_id, "reservation_id": request.reservation_id}
+        if request.action == "reserve":
+            response = self.ledger.reserve(request, self.peer_id)
+            log.info("reservation granted" if response.granted else "reservation rejected",
+                     extra={**ids, "start": request.start, "end": request.end, "reason": response.reason,
+                            "next_start": response.next_start})
+        else:
+            released = self.ledger.release(request.reservation_id)
+            status = self.ledger.status(request.reservation_id)
+            response = ReserveResponse(
+                node_id=self.peer_id, reservation_id=request.reservation_id, granted=released,
+                reason=None if released else f"reservation is {status or 'unknown'}, not active",
+            )
+            log.info("reservation released" if released else "release refused", extra={**ids, "reason": response.reason})
+        await _reply(stream, response, b"")
+
+    async def handle_control(self, stream: INetStream) -> None:
+        """Serve one fault-injection request (:mod:`protocol.control`) on ``stream``.
+
+        An immediate crash (``after_s == 0``) is answered first, then the process exits.
+        """
+        def refuse(reason: str) -> ControlResponse:
+            return ControlResponse(node_id=self.peer_id, accepted=False, active=self.faults.configured(), reason=reason)
+
+        admitted = await self._admit(stream, "control", FaultSpec, refuse, max_header=_SMALL_FRAME)
+        if admitted is None:
+            return
+        spec, _ = admitted
+        remote = stream.muxed_conn.peer_id.to_base58()
+        log.warning("control request", extra={"peer_id": remote, "fault": spec.kind if spec.kind == "clear"
+                                              else format_fault(spec)})
+        if spec.kind == "crash" and spec.after_s == 0:
+            active = [*self.faults.configured(), spec]
+            await _reply(stream, ControlResponse(node_id=self.peer_id, accepted=True, active=active), b"")
+            self.faults.add(spec)  # exits the process
+            return
+        self.faults.add(spec)
+        await _reply(stream, ControlResponse(node_id=self.peer_id, accepted=True, active=self.faults.configured()), b"")
+
+    async def publish_advertisement(self) -> None:
+        """Publish the current advertisement once (logged, not raised, when no peer listens yet)."""
+        try:
+            await self.pubsub.publish(ADVERT_TOPIC, self.advertisement().model_dump_json().encode())
+        except Exception as exc:  # no peers yet: the periodic advertiser retries
+            log.debug("advertisement not published", extra={"reason": repr(exc)})
+
+    async def follow_faults(self) -> None:
+        """Rebuild the simulated QPU and re-advertise at once whenever the degrade factor changes."""
+        while True:
+            factor = self.faults.fidelity_factor()
+            if factor != self.fidelity_factor:
+                base = self.settings.node.fidelity
+                degraded = Fidelities(gate_1q=base.gate_1q * factor, gate_2q=base.gate_2q * factor,
+                                      readout=base.readout * factor)
+                profile = self.settings.node.model_copy(update={"fidelity": degraded})
+                # SimulatedQPU is frozen: build a new one (a new noise model); running fragments keep the old one.
+                # A device node keeps its calibrated noise; only its advertised fidelities change.
+                self.qpu = await trio.to_thread.run_sync(SimulatedQPU.from_profile, self.peer_id, profile)
+                self.fidelity_factor = factor
+                log.warning("fidelities changed by fault", extra={"factor": factor, **degraded.model_dump()})
+                await self.publish_advertisement()
+            await self.faults.wait_transition()
+
+    async def expire_forever(self, interval_s: float = 1.0) -> None:
+        """Expire stale reservation windows every ``interval_s`` seconds."""
+        while True:
+            for reservation_id in self.ledger.expire():
+                log.info("reservation expired", extra={"reservation_id": reservation_id})
+            await trio.sleep(interval_s)
+
     async def advertise_forever(self) -> None:
         """Publish the advertisement every ``advert_interval_s`` seconds."""
         while True:
-            try:
-                await self.pubsub.publish(ADVERT_TOPIC, self.advertisement().model_dump_json().encode())
-            except Exception as exc:  # no peers yet: try again next round
-                log.debug("advertisement not published", extra={"reason": repr(exc)})
+            await self.publish_advertisement()
             await trio.sleep(self.settings.discovery.advert_interval_s)
 
     async def keep_bootstrap_connections(self) -> None:
@@ -129,18 +286,22 @@ class ServiceNode:
             await trio.sleep(min(1.0, self.settings.discovery.advert_interval_s))
 
 
-async def _reply(stream: INetStream, header: ExecuteResponse, payload: bytes) -> None:
+async def _reply(stream: INetStream, header: BaseModel, payload: bytes) -> None:
     try:
         with trio.fail_after(60):
             await write_frame(stream, header, payload)
             await stream.close()
     except Exception as exc:  # the requester went away; free the stream
-        log.warning("could not send execute response", extra={"reason": repr(exc)})
-        with trio.move_on_after(1):
-            try:
-                await stream.reset()
-            except Exception:  # already closed
-                pass
+        log.warning("could not send response", extra={"response": type(header).__name__, "reason": repr(exc)})
+        await _reset(stream)
+
+
+async def _reset(stream: INetStream) -> None:
+    with trio.move_on_after(1):
+        try:
+            await stream.reset()
+        except Exception:  # already closed
+            pass
 
 
 async def run_node(
@@ -166,11 +327,18 @@ async def run_node(
         await pubsub.wait_until_ready()
         node = ServiceNode(settings, host, pubsub)
         host.set_stream_handler(TProtocol(EXECUTE_PROTOCOL_ID), node.handle_stream)
+        host.set_stream_handler(TProtocol(RESERVE_PROTOCOL_ID), node.handle_reserve)
+        host.set_stream_handler(TProtocol(CONTROL_PROTOCOL_ID), node.handle_control)
         addrs = [str(a) for a in host.get_addrs()]
         log.info("node listening", extra={"peer_id": node.peer_id, "addrs": addrs, "node_name": settings.node.name})
         if ready_file is not None:
             _write_atomically(ready_file, json.dumps({"peer_id": node.peer_id, "addrs": addrs}))
         async with trio.open_nursery() as nursery:
+            for spec in settings.node.faults:  # after_s counts from now; crash@0 exits here
+                node.faults.add(spec)
+            nursery.start_soon(node.faults.run)
+            nursery.start_soon(node.follow_faults)
+            nursery.start_soon(node.expire_forever)
             nursery.start_soon(node.advertise_forever)
             nursery.start_soon(node.keep_bootstrap_connections)
             task_status.started(node)

@@ -129,7 +129,7 @@ async def test_cancel_queued_and_running_jobs(tmp_path: Path, ideal_cluster: InP
         fragments = (await client.get(f"/api/v1/jobs/{running}/fragments")).json()
         assert fragments and all(f["status"] in ("CANCELLED", "PENDING", "DONE") for f in fragments)
         states = [e["state"] for e in (await client.get(f"/api/v1/jobs/{running}/events")).json()]
-        assert states == ["QUEUED", "COMPILING", "EXECUTING", "CANCELLED"]
+        assert states == ["QUEUED", "COMPILING", "RESERVING", "EXECUTING", "CANCELLED"]
         again = await client.post(f"/api/v1/jobs/{running}/cancel")
         assert again.json()["state"] == "CANCELLED"  # idempotent on final jobs
         assert (await client.post("/api/v1/jobs/nope/cancel")).status_code == 404

@@ -182,4 +182,4 @@ async def test_websocket_streams_every_state_change(cluster: LocalCluster) -> No
                     break
                 assert event["job_id"] == job_id
                 states.append(event["state"])
-    assert states == ["QUEUED", "COMPILING", "EXECUTING", "COMPLETED"]
+    assert states == ["QUEUED", "COMPILING", "RESERVING", "EXECUTING", "COMPLETED"]

@@ -1,0 +1,149 @@
+"""Reserving execution windows for a plan's fragments (FR-005): the coordinator's side.
+
+Before EXECUTING, a job is RESERVING: each fragment asks its node for a window
+``[start, end)`` (Unix seconds). Windows on one node follow the plan's order
+back to back, each as long as the fragment's estimated duration times a
+safety factor. A rejection that proposes a later window takes it (up to
+``max_offers`` times, as concurrent jobs compete for the same slots; a node
+still busy after that runs the fragment without a window); a node
+that rejects outright or cannot be reached is reported back so the job can be
+re-planned without it. Every request, grant, rejection, consumption and
+release is persisted as a reservation event of the job.
+
+Estimated duration of a fragment (seconds): the node's advertised native
+operation times (``gate_times``, microseconds) summed over the fragment's
+gates, plus a fixed per-fragment allowance for simulation and transfer
+(``Reserver.overhead_s``), since nodes here are simulators.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from compiler.ir import CircuitIR
+from coordinator.fidelity import gate_arity
+from compiler.plan import FragmentPlan, Plan
+from protocol.advert import ServiceAdvertisement
+from protocol.reservation import OperationSummary, ReserveRequest, ReserveResponse
+
+#: ``request(node_id, ReserveRequest) -> ReserveResponse``; raises when the node is unreachable.
+ReserveCall = Callable[[str, ReserveRequest], Awaitable[ReserveResponse]]
+#: ``record(kind, fragment_id, node_id, reservation_id, start, end, reason)`` persists one event.
+EventSink = Callable[[str, str, str, str, float, float, str | None], Awaitable[None]]
+
+
+@dataclass
+class Reservations:
+    """Outcome of reserving a plan: granted ids per fragment, and nodes that refused."""
+
+    granted: dict[str, tuple[str, str]] = field(default_factory=dict)  # fragment id -> (node id, reservation id)
+    refused: dict[str, str] = field(default_factory=dict)  # node id -> reason
+
+
+def summarize(fragment: FragmentPlan, ir: CircuitIR) -> OperationSummary:
+    """Gate counts and width of ``fragment`` (duration filled by the caller)."""
+    ops = [ir.operations[i] for i in fragment.operation_indices]
+    gates = Counter(op.name for op in ops) if fragment.kind == "gates" else Counter({"measure": len(ir.measurements)})
+    return OperationSummary(gates=dict(sorted(gates.items())), qubits=len(fragment.qubits), estimated_duration_s=0.0)
+
+
+def estimate_duration_s(summary: OperationSummary, advert: ServiceAdvertisement, overhead_s: float) -> float:
+    """Seconds a fragment should take on ``advert``'s node (see module docstring)."""
+    t = advert.gate_times
+    micro = 0.0
+    for gate, count in summary.gates.items():
+        per = t.readout_us if gate == "measure" else t.gate_1q_us if gate_arity(gate) == 1 else t.gate_2q_us
+        micro += count * per
+    return overhead_s + micro * 1e-6
+
+
+@dataclass
+class Reserver:
+    """Reserves windows for plans.
+
+    Args:
+        call: transport for :class:`~protocol.reservation.ReserveRequest`.
+        record: persists reservation events.
+        overhead_s: per-fragment allowance in seconds added to gate time.
+        safety: window length = estimated duration x ``safety``.
+        max_offers: later windows accepted from a busy node before giving up on it.
+    """
+
+    call: ReserveCall
+    record: EventSink
+    overhead_s: float = 0.25
+    safety: float = 2.0
+    max_offers: int = 64
+
+    async def reserve_plan(self, job_id: str, plan: Plan, ir: CircuitIR,
+                           adverts: Mapping[str, ServiceAdvertisement]) -> Reservations:
+        """Reserve a window per fragment; never raises for node failures (see ``refused``)."""
+        out = Reservations()
+        cursor: dict[str, float] = {}
+        now = time.time()
+        for fragment in plan.fragments:
+            node = fragment.node_id
+            if node in out.refused or node not in adverts:
+                continue
+            summary = summarize(fragment, ir)
+            duration = estimate_duration_s(summary, adverts[node], self.overhead_s) * self.safety
+            start = cursor.get(node, now)
+            request = ReserveRequest(
+                action="reserve", reservation_id=f"{job_id}/{fragment.fragment_id}/{uuid.uuid4().hex[:8]}",
+                job_id=job_id, fragment_id=fragment.fragment_id,
+                operation=summary.model_copy(update={"estimated_duration_s": duration}),
+                start=start, end=start + duration,
+            )
+            await self.record("requested", fragment.fragment_id, node, request.reservation_id, request.start,
+                              request.end, None)
+            try:
+                response = await self.call(node, request)
+                for offer in range(self.max_offers):  # busy node: take the later window it offers
+                    if response.granted or response.next_start is None or response.next_end is None:
+                        break
+                    await self.record("rejected", fragment.fragment_id, node, request.reservation_id, request.start,
+                                      request.end, response.reason)
+                    request = request.model_copy(update={
+                        "reservation_id": f"{request.reservation_id.split('~')[0]}~{offer + 1}",
+                        "start": response.next_start, "end": response.next_end})
+                    await self.record("requested", fragment.fragment_id, node, request.reservation_id,
+                                      request.start, request.end, "next window offered")
+                    response = await self.call(node, request)
+            except Exception as exc:  # unreachable node: the job re-plans without it
+                out.refused[node] = f"reservation failed: {exc}"
+                await self.record("rejected", fragment.fragment_id, node, request.reservation_id, request.start,
+                                  request.end, out.refused[node])
+                continue
+            if not response.granted and response.next_start is not None:
+                # Still busy after max_offers later windows (others keep taking them): the fragment runs
+                # without a window rather than the job abandoning a healthy node.
+                await self.record("rejected", fragment.fragment_id, node, request.reservation_id, request.start,
+                                  request.end, f"{response.reason}; running without a window")
+                continue
+            if not response.granted:
+                out.refused[node] = f"reservation rejected: {response.reason}"
+                await self.record("rejected", fragment.fragment_id, node, request.reservation_id, request.start,
+                                  request.end, response.reason)
+                continue
+            await self.record("granted", fragment.fragment_id, node, request.reservation_id, request.start,
+                              request.end, None)
+            out.granted[fragment.fragment_id] = (node, request.reservation_id)
+            cursor[node] = request.end
+        return out
+
+    async def release(self, job_id: str, reservations: Reservations, keep: set[str]) -> None:
+        """Release every granted window whose fragment is not in ``keep`` (consumed ones)."""
+        for fragment_id, (node, reservation_id) in reservations.granted.items():
+            if fragment_id in keep:
+                await self.record("consumed", fragment_id, node, reservation_id, 0.0, 0.0, None)
+                continue
+            try:
+                await self.call(node, ReserveRequest(action="release", reservation_id=reservation_id))
+                reason = None
+            except Exception as exc:  # the node's ledger expires it at the window's end anyway
+                reason = f"release not delivered ({exc}); expires at window end"
+            await self.record("released", fragment_id, node, reservation_id, 0.0, 0.0, reason)
