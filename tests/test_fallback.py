@@ -89,3 +89,39 @@ def test_every_node_dead_before_the_job_is_refused_at_reservation(tmp_path: Path
     refused = {e["node_id"] for e in events if e["kind"] == "rejected"}
     assert refused == set(cluster.node_peer_ids.values())
     assert elapsed < 10
+
+
+async def test_latency_spike_beyond_the_timeout_retries_then_falls_back(tmp_path: Path) -> None:
+    """A node that suddenly answers slower than ``execute_timeout_s``: each attempt times out,
+    the fragment is retried with backoff, then re-planned elsewhere (FR-007)."""
+    import json
+
+    import multiaddr
+    import trio
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+
+    from protocol.control import FaultSpec
+    from protocol.transport import load_or_create_identity, make_host
+    from service_node.faults import send_fault
+
+    env = {**ENV, "QB2_RUNTIME__EXECUTE_TIMEOUT_S": "1.0"}
+    with LocalCluster(tmp_path, NODES, env=env) as cluster, Client(cluster.api_url) as client:
+        job_id = client.submit(benchmark_circuit("qft", 8).qasm, shots=200, seed=3)["job_id"]
+        plan = wait_until_executing(client, job_id)
+        victim_peer = [f["node_id"] for f in plan["fragments"] if f["kind"] == "gates"][-1]
+        victim = {peer: name for name, peer in cluster.node_peer_ids.items()}[victim_peer]
+        addr = json.loads((tmp_path / "run" / f"node-{victim}.json").read_text())["addrs"][0]
+        host = make_host(load_or_create_identity(None))
+        async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+            await host.connect(info_from_p2p_addr(multiaddr.Multiaddr(addr)))
+            answer = await send_fault(host, victim_peer, FaultSpec(kind="latency", latency_s=5.0))
+        assert answer.accepted
+        with trio.fail_after(120):
+            while (final := client.status(job_id))["state"] not in ("COMPLETED", "FAILED"):
+                await trio.sleep(0.05)
+        result = client.result(job_id)
+    assert final["state"] == "COMPLETED", final
+    timed_out = [f for f in result["fragments"] if f["node_id"] == victim_peer and f["status"] == "FAILED"]
+    assert timed_out and timed_out[0]["attempts"] == 3
+    assert all("did not answer within 1.0 s" in e for e in timed_out[0]["errors"])
+    assert result["fallbacks"] >= 1 and result["retries"] >= 2
