@@ -234,9 +234,9 @@ def create_app(service: CoordinatorService, peer_id: str, health_probe: Any = No
                 response: Response = _error(401, "unauthorized", "missing or invalid API key; send X-API-Key",
                                             headers={"WWW-Authenticate": "Bearer"})
             elif limiter is not None and rate is not None and path not in _OPEN_PATHS and not limiter.hit(
-                rate, key or (request.client.host if request.client else "unknown")
-            ):
-                stats = limiter.get_window_stats(rate, key or (request.client.host if request.client else "unknown"))
+                rate, client_id := (key if keys else None) or (request.client.host if request.client else "unknown")
+            ):  # per valid API key when keys are on; per IP otherwise (an invented key is no new identity)
+                stats = limiter.get_window_stats(rate, client_id)
                 retry = max(1, int(stats.reset_time - time.time()) + 1)
                 response = _error(429, "rate_limited", f"rate limit {settings.api.rate_limit} exceeded; retry later",
                                   {"retry_after_s": retry}, headers={"Retry-After": str(retry)})

@@ -82,6 +82,7 @@ def node(
     native_gates: Annotated[Optional[str], typer.Option(help="comma-separated native gates, e.g. cx,rz,sx,x")] = None,
     device: Annotated[Optional[str], typer.Option(help="model a real device: a qiskit-ibm-runtime fake backend, e.g. fake_manila (FR-016)")] = None,
     executor: Annotated[str, typer.Option(help="simulator: aer (CPU) or aer-gpu")] = "aer",
+    accept_control: Annotated[bool, typer.Option("--accept-control", help="serve fault injection (/qb2/control/1.0.0) for tests and experiments")] = False,
     bootstrap: Annotated[Optional[list[str]], typer.Option(help="coordinator multiaddr with /p2p/<peer id>; repeatable")] = None,
     listen: Annotated[Optional[str], typer.Option(help="libp2p listen multiaddr")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="state folder root")] = None,
@@ -125,6 +126,8 @@ def node(
                 settings = settings.model_copy(update={"node": settings.node.model_copy(update={"executor": executor})})
     except NodeConfigError as exc:
         _fail(str(exc))
+    if accept_control:
+        settings = settings.model_copy(update={"node": settings.node.model_copy(update={"accept_control": True})})
     if cli_faults:
         settings = settings.model_copy(update={"node": settings.node.model_copy(
             update={"faults": [*settings.node.faults, *cli_faults]})})

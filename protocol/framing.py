@@ -35,7 +35,7 @@ class FrameError(Exception):
 
 def encode_frame(header: BaseModel, payload: bytes = b"") -> bytes:
     """Encode ``header`` (as JSON) and ``payload`` into one frame."""
-    head = header.model_dump_json().encode()
+    head = header.model_dump_json(exclude_none=True).encode()  # older peers never see new optional fields
     return struct.pack(">I", len(head)) + head + struct.pack(">Q", len(payload)) + payload
 
 

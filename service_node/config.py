@@ -34,6 +34,9 @@ class NodeProfile(BaseModel):
         fidelity: per-gate-class fidelities in (0, 1]; all 1.0 makes an ideal node.
         gate_times: advertised native operation durations in microseconds.
         max_concurrent_fragments: fragments simulated at once (each uses a CPU core).
+        accept_control: serve the fault-injection protocol; off by default, since
+            it lets a peer crash or degrade the node (restrict it further with
+            ``p2p.allowed_peers``).
         device: name of a real-device model (FR-016), a qiskit-ibm-runtime fake
             backend such as ``fake_manila``; None for a synthetic node. A device
             node routes fragments on the device's coupling map and applies its
@@ -56,6 +59,7 @@ class NodeProfile(BaseModel):
     fidelity: Fidelities = Fidelities(gate_1q=0.999, gate_2q=0.99, readout=0.98)
     gate_times: GateTimes = GateTimes()
     max_concurrent_fragments: int = Field(default=1, ge=1, le=64)
+    accept_control: bool = Field(default=False, description="serve fault injection over /qb2/control/1.0.0")
     device: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     device_noise: bool = True
     executor: Literal["aer", "aer-gpu"] = "aer"

@@ -217,6 +217,10 @@ class ServiceNode:
             return
         spec, _ = admitted
         remote = stream.muxed_conn.peer_id.to_base58()
+        if not self.settings.node.accept_control:
+            log.warning("refused control request", extra={"peer_id": remote, "reason": "accept_control is off"})
+            await _reply(stream, refuse("fault injection is disabled on this node; start it with --accept-control"), b"")
+            return
         log.warning("control request", extra={"peer_id": remote, "fault": spec.kind if spec.kind == "clear"
                                               else format_fault(spec)})
         if spec.kind == "crash" and spec.after_s == 0:

@@ -20,7 +20,7 @@ from experiments.circuits import benchmark_circuit
 pytestmark = pytest.mark.integration
 
 #: Every fragment takes >= 50 ms, so a job of ~20 fragments is still running when we strike.
-SLOW = ["--qubits", "4", "--fault", "latency:0.05"]
+SLOW = ["--qubits", "4", "--fault", "latency:0.05", "--accept-control"]
 NODES = [NodeSpec(f"n{i}", "ideal", SLOW) for i in range(4)]
 ENV = {"QB2_DISCOVERY__REGISTRY_TTL_S": "30", "QB2_RUNTIME__BACKOFF_BASE_S": "0.05",
        "QB2_COMPILER__LINK_FIDELITY": "1.0"}

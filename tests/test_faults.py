@@ -165,8 +165,8 @@ async def test_crash_fires_when_it_becomes_active(autojump_clock: trio.abc.Clock
 
 NODES = [
     NodeSpec("slow", "ideal", ["--fault", f"latency:{LATENCY_S}"]),
-    NodeSpec("plain", "ideal"),
-    NodeSpec("victim", "ideal"),
+    NodeSpec("plain", "ideal", ["--accept-control"]),
+    NodeSpec("victim", "ideal", ["--accept-control"]),
 ]
 
 
