@@ -28,12 +28,14 @@ class InProcessCluster:
     runtime's state hand-off is tested against real simulation.
     """
 
-    def __init__(self, ideal: bool) -> None:
+    def __init__(self, ideal: bool, qubits: int | None = None) -> None:
         self.qpus: dict[str, SimulatedQPU] = {}
         self.adverts: list[ServiceAdvertisement] = []
         self.calls: list[str] = []
         for tag, profile in zip("ABCD", PROFILE_NAMES, strict=True):
-            overrides = {"fidelity": IDEAL} if ideal else {}
+            overrides: dict = {"fidelity": IDEAL} if ideal else {}
+            if qubits is not None:
+                overrides["qubits"] = qubits
             settings = load_node_settings(profile, name=profile, **overrides)
             node_id = peer_id(tag)
             self.qpus[node_id] = SimulatedQPU.from_profile(node_id, settings.node)
