@@ -15,12 +15,15 @@ Modules, one idea each:
 - :mod:`compiler.export` — IR back to a ``QuantumCircuit`` (baseline, checks).
 - :mod:`compiler.dag` / :mod:`compiler.partition` — fragments and the splitting rule.
 - :mod:`compiler.capability` — which gates a node can run (native or translated).
-- :mod:`compiler.fidelity` — fidelity estimates.
-- :mod:`compiler.placement` — fragment-to-node assignment, teleports, readout node.
+- :mod:`compiler.translation` — native gate counts after Qiskit translation.
+- :mod:`compiler.cost` — the cost model: terms, units, sources, weights.
+- :mod:`compiler.placement` — node capability views, "no node can run it" errors.
+- :mod:`compiler.search` — placement with qubit residency: exact DP, beam, baselines.
 - :mod:`compiler.planner` — :func:`plan_circuit` and :class:`PlannerOptions`.
 """
 
 from compiler.capability import supports_gate, unsupported_gates
+from compiler.cost import CostBreakdown, CostWeights
 from compiler.dag import Fragment, FragmentDAG
 from compiler.errors import InfeasiblePlanError, QasmValidationError
 from compiler.export import to_quantum_circuit
@@ -32,6 +35,8 @@ from compiler.planner import PlannerOptions, plan_circuit
 
 __all__ = [
     "CircuitIR",
+    "CostBreakdown",
+    "CostWeights",
     "declared_qubits",
     "Fragment",
     "FragmentDAG",

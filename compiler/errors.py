@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Literal
 
 #: Which planning constraint could not be met (see :class:`InfeasiblePlanError`).
-Constraint = Literal["no_nodes", "gate_support", "width", "representation", "min_fidelity"]
+Constraint = Literal[
+    "no_nodes", "degraded", "gate_support", "width", "representation", "min_fidelity"
+]
 
 
 class QasmValidationError(ValueError):
@@ -54,8 +56,8 @@ class InfeasiblePlanError(ValueError):
             is supported by no available node), ``width`` (a fragment needs
             more or fewer qubits than any node accepts), ``representation``
             (the circuit is wider than the simulators allow) or
-            ``min_fidelity`` (the plan's estimated fidelity is below the job's
-            floor).
+            ``min_fidelity`` (no plan's estimated fidelity reaches the job's
+            floor) or ``degraded`` (every available node is marked degraded).
         message: an actionable sentence: what is missing and what would fix it.
     """
 

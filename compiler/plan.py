@@ -11,7 +11,25 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from compiler.cost import CostBreakdown, CostWeights
 from protocol.execute import Representation
+
+
+class Teleport(BaseModel):
+    """One qubit moved between nodes: one ebit.
+
+    Attributes:
+        qubit: the circuit qubit.
+        source / target: node ids it leaves and reaches.
+        fidelity: the link's fidelity ``min(F(source), F(target))``, in (0, 1].
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    qubit: int
+    source: str
+    target: str
+    fidelity: float = Field(gt=0.0, le=1.0)
 
 
 class FragmentPlan(BaseModel):
@@ -25,10 +43,31 @@ class FragmentPlan(BaseModel):
         qubits: sorted circuit qubits the fragment acts on (its width).
         operation_indices: indices into ``CircuitIR.operations``, ascending.
         depends_on: fragment ids that must finish first.
-        teleported_qubits: circuit qubits that arrive from another node before
-            this fragment runs; each costs one ebit.
-        estimated_fidelity: product of the node's gate (and readout)
-            fidelities and the link fidelity per ebit, in [0, 1].
+        teleported_qubits: the fragment's qubits that arrived from another
+            node since they last ran (ascending): moved in right before this
+            fragment, or evicted earlier to this node. The runtime applies
+            link noise to them (for the readout fragment: measured qubits
+            evicted after their last gate; the runtime does not apply that
+            noise, the estimate counts it).
+        arrival_fidelity: per ``teleported_qubits`` entry, the product of the
+            link fidelities of every hop the qubit took since it last ran
+            (usually one hop; an evicted qubit that is later moved again took
+            two).
+        teleports: every teleport right before this fragment, incoming qubits
+            (ascending) then evictions; one ebit each.
+        evicted_qubits: ``(qubit, destination node id)`` of the idle qubits
+            moved off this fragment's node to make room (also in ``teleports``).
+        estimated_fidelity: ``exp(-(cost.fidelity_risk + cost.entanglement))``:
+            the node's gate (or readout) fidelities over the translated gates
+            times the link fidelity of each teleport, in [0, 1].
+        cost: this step's cost terms (gates, invocation, and the teleports
+            right before it; for the readout, the readout of every
+            measurement where its qubit resides) and weighted total.
+        translated_ops: native gate counts after translation to the node's
+            native gates (``transpile(..., basis_gates=native,
+            optimization_level=0)``, summed per gate from
+            :mod:`compiler.translation`); ``{"measure": k}`` for the readout.
+        translated_size: sum of ``translated_ops``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -40,12 +79,18 @@ class FragmentPlan(BaseModel):
     operation_indices: tuple[int, ...]
     depends_on: tuple[str, ...]
     teleported_qubits: tuple[int, ...] = ()
+    arrival_fidelity: tuple[float, ...] = ()
+    teleports: tuple[Teleport, ...] = ()
+    evicted_qubits: tuple[tuple[int, str], ...] = ()
     estimated_fidelity: float = Field(ge=0.0, le=1.0)
+    cost: CostBreakdown
+    translated_ops: dict[str, int] = Field(default_factory=dict)
+    translated_size: int = Field(default=0, ge=0)
 
     @property
     def ebits(self) -> int:
-        """Ebits consumed to teleport this fragment's qubits in (one per qubit)."""
-        return len(self.teleported_qubits)
+        """Ebits consumed right before this fragment (one per teleport, evictions included)."""
+        return len(self.teleports)
 
 
 class Plan(BaseModel):
@@ -54,10 +99,21 @@ class Plan(BaseModel):
     Attributes:
         circuit_name / num_qubits / num_clbits / num_operations: what was planned.
         representation: simulated state kind the runtime hands between nodes.
-        link_fidelity: fidelity applied per ebit (teleported qubit), in (0, 1].
+        link_fidelity: default fidelity per ebit (teleported qubit), in (0, 1];
+            per-link values are in each fragment's ``teleports``.
         fragments: in topological order; ``depends_on`` only names earlier ones.
         total_ebits: sum of the fragments' ebits.
         estimated_fidelity: product of the fragments' estimated fidelities.
+        weights: the cost weights the plan was optimised for.
+        cost: sum of the fragments' cost terms (fragments in order) and its
+            weighted total ``compiler.cost.weighted(terms, weights)``.
+        algorithm: how it was found: ``exact`` (optimal DP), ``beam(B)``, or
+            a baseline name when a baseline was cheaper (see
+            :mod:`compiler.search`).
+        seed: the tie-breaking seed it was planned with.
+        final_residency: per circuit qubit, the node it resides on at readout
+            (untouched qubits are placed there for free); each measurement
+            is read on its qubit's node.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -71,6 +127,11 @@ class Plan(BaseModel):
     fragments: tuple[FragmentPlan, ...]
     total_ebits: int
     estimated_fidelity: float
+    weights: CostWeights
+    cost: CostBreakdown
+    algorithm: str
+    seed: int = 0
+    final_residency: tuple[str, ...] = ()
 
     @property
     def nodes(self) -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import subprocess
 import sys
@@ -205,8 +206,9 @@ def test_assignment_respects_gate_support_and_capacity(bench: str) -> None:
         assert n.availability == "available"
         assert n.qubit_range.min <= len(fragment.qubits) <= n.qubit_range.max
         assert len(fragment.qubits) <= 4  # default max_fragment_qubits
-        gates = {ir.operations[i].name for i in fragment.operation_indices}
-        assert unsupported_gates(n, gates) == ()
+        gates = sorted({ir.operations[i].name for i in fragment.operation_indices})
+        assert _translates(_gates_circuit(gates), list(n.native_gates)), (fragment, n.native_gates)
+        assert set(fragment.translated_ops) <= set(n.native_gates)
         if any(len(ir.operations[i].qubits) >= 2 for i in fragment.operation_indices):
             assert n.node_id != MIXED[2].node_id  # never the node without an entangler
 
@@ -231,53 +233,85 @@ def test_ghz8_on_four_nodes_uses_several_nodes() -> None:
     assert plan.fragments[-1].kind == "readout"
 
 
-def test_teleported_qubits_and_estimates_on_a_hand_example() -> None:
-    a = node(1, f1=0.9, f2=0.8, readout=0.7)
-    b = node(2, f1=0.95, f2=0.85, readout=0.75)
-    first, second = sorted([a, b], key=lambda n: n.node_id)
-    ir = ir_of(3, ("h", (0,)), ("cx", (0, 1)), ("h", (2,)), ("cx", (1, 2)), measure=(0, 1, 2))
-    plan = plan_circuit(ir, [b, a], PlannerOptions(max_fragment_qubits=2, link_fidelity=0.5))
-
-    f0, f1, f2, readout = plan.fragments
-    # f0 = {h0, cx01} -> first (tie, node_id order); f1 = {h2} -> second (load 0 < 2);
-    # f2 = {cx12} -> second (load 1 < 2): qubit 1 comes from f0 on another node.
-    assert (f0.operation_indices, f0.node_id, f0.teleported_qubits) == ((0, 1), first.node_id, ())
-    assert (f1.operation_indices, f1.node_id, f1.teleported_qubits) == ((2,), second.node_id, ())
-    assert (f2.operation_indices, f2.node_id, f2.teleported_qubits) == ((3,), second.node_id, (1,))
-    assert f2.depends_on == ("f0", "f1")
-    assert plan.total_ebits == 1
-    assert f0.estimated_fidelity == first.fidelity.gate_1q * first.fidelity.gate_2q
-    assert f2.estimated_fidelity == second.fidelity.gate_2q * 0.5
-    # readout: second holds qubits 1 and 2, first only qubit 0
-    assert readout.kind == "readout"
-    assert (readout.fragment_id, readout.node_id) == ("f3", second.node_id)
-    assert readout.qubits == (0, 1, 2)
-    assert readout.operation_indices == ()
-    assert readout.depends_on == ("f0", "f2")
-    assert readout.teleported_qubits == ()
-    assert readout.estimated_fidelity == second.fidelity.readout**3
-    expected = 1.0
-    for f in plan.fragments:
-        expected *= f.estimated_fidelity
-    assert plan.estimated_fidelity == expected
-    assert plan.num_operations == 7
-    assert plan.link_fidelity == 0.5
+def test_idle_qubits_are_evicted_when_a_node_is_full() -> None:
+    """Residency: a full node makes room by teleporting an idle qubit out (one ebit)."""
+    good = node(1, f1=0.999, f2=0.99, readout=0.99, max_qubits=2)
+    poor = node(2, f1=0.99, f2=0.80, readout=0.90, max_qubits=2)
+    ir = ir_of(3, ("cx", (0, 1)), ("cx", (1, 2)), measure=(0, 1, 2))
+    options = PlannerOptions(max_fragment_qubits=2, link_fidelity=0.9)
+    plan = plan_circuit(ir, [poor, good], options)
+    f0, f1, readout = plan.fragments
+    # Both fragments run on the good node: f1 needs qubits 1 and 2 there, the
+    # node holds 2, so idle qubit 0 moves to the other node (1 ebit) -- the
+    # alternative, running f1 on the poor node, also costs 1 ebit (qubit 1).
+    assert (f0.node_id, f1.node_id) == (good.node_id, good.node_id)
+    assert f0.teleports == () and f1.teleported_qubits == ()
+    assert f1.evicted_qubits == ((0, poor.node_id),)
+    assert [(t.qubit, t.source, t.target, t.fidelity) for t in f1.teleports] == [
+        (0, good.node_id, poor.node_id, 0.9)
+    ]
+    assert plan.total_ebits == f1.ebits == 1
+    assert plan.final_residency == (poor.node_id, good.node_id, good.node_id)
+    assert readout.node_id == good.node_id  # holds 2 of the 3 measured qubits
+    # the readout estimate reads each qubit where it resides
+    assert readout.estimated_fidelity == pytest.approx(0.90 * 0.99 * 0.99, rel=1e-12)
+    assert f1.estimated_fidelity == pytest.approx(
+        math.exp(-f1.cost.fidelity_risk) * 0.9, rel=1e-12
+    )
+    assert plan.estimated_fidelity == pytest.approx(
+        f0.estimated_fidelity * f1.estimated_fidelity * readout.estimated_fidelity, rel=1e-12
+    )
+    assert plan.num_operations == 5
 
 
-def test_three_qubit_gate_fidelity_approximation() -> None:
+def test_evicted_qubit_that_runs_again_arrives_with_its_hops() -> None:
+    """A qubit evicted earlier is listed in teleported_qubits of the fragment that next uses it."""
+    a = node(1, max_qubits=2, f2=0.999)
+    b = node(2, max_qubits=2, f2=0.9)
+    ir = ir_of(3, ("cx", (0, 1)), ("cx", (1, 2)), ("cx", (0, 2)))
+    plan = plan_circuit(ir, [a, b], PlannerOptions(max_fragment_qubits=2, link_fidelity=0.95))
+    moved_out = {q: f.fragment_id for f in plan.fragments for q, _ in f.evicted_qubits}
+    assert moved_out, "three qubits on 2-qubit nodes: some qubit must move"
+    later = [f for f in plan.fragments if set(f.qubits) & set(moved_out)
+             and f.fragment_id > min(moved_out.values())]
+    for f in later:
+        for q, fid in zip(f.teleported_qubits, f.arrival_fidelity, strict=True):
+            assert 0 < fid <= 0.95
+    assert plan.total_ebits >= 1
+
+
+def test_capacity_is_respected_on_small_nodes() -> None:
+    """The old planner ran every fragment of a 7-qubit circuit on a 4-qubit node with 0 ebits."""
+    nodes = [node(i, max_qubits=4) for i in range(3)]
+    for name, n in (("ghz", 7), ("qft", 6)):
+        ir = bench_ir(name, n)
+        plan = plan_circuit(ir, nodes)
+        assert plan.total_ebits >= 1
+        assert len({f.node_id for f in plan.fragments if f.kind == "gates"}) > 1
+        held = {x: plan.final_residency.count(x) for x in set(plan.final_residency)}
+        assert max(held.values()) <= 4
+
+
+def test_translated_size_and_native_fidelity() -> None:
     n = node(1, f2=0.9)
     plan = plan_circuit(ir_of(3, ("ccx", (0, 1, 2))), [n])
-    assert plan.fragments[0].estimated_fidelity == 0.9**3
-    assert plan.estimated_fidelity == 0.9**3
+    (f0,) = plan.fragments
+    out = transpile(_gates_circuit(["ccx"]), basis_gates=list(IBM), optimization_level=0)
+    assert f0.translated_ops == dict(sorted((k, v) for k, v in out.count_ops().items()))
+    assert f0.translated_size == sum(out.count_ops().values())
+    n1 = sum(v for k, v in f0.translated_ops.items() if k != "cx")
+    n2 = f0.translated_ops["cx"]
+    assert f0.estimated_fidelity == pytest.approx(0.999**n1 * 0.9**n2, rel=1e-12)
 
 
-def test_readout_only_circuit_goes_to_least_loaded_node() -> None:
-    nodes = [node(i) for i in (3, 1, 2)]
+def test_readout_only_circuit_reads_on_the_best_readout_node() -> None:
+    nodes = [node(3, readout=0.9), node(1, readout=0.99), node(2, readout=0.9)]
     plan = plan_circuit(ir_of(2, measure=(0, 1)), nodes)
     (readout,) = plan.fragments
-    assert readout.node_id == min(n.node_id for n in nodes)
+    assert readout.node_id == nodes[1].node_id
     assert readout.depends_on == ()
     assert readout.fragment_id == "f0"
+    assert readout.estimated_fidelity == pytest.approx(0.99**2, rel=1e-12)
 
 
 def test_readout_dependencies_skip_untouched_measured_qubits() -> None:
@@ -292,19 +326,16 @@ def test_no_measurement_no_readout_fragment() -> None:
 
 
 def test_fragments_never_mix_gates_no_single_node_supports() -> None:
-    # node 1 runs only {h, cx}, node 2 only {rz, cz}: h and rz must land in different fragments.
+    # node 1 runs only {h, cx} (and what Qiskit translates into them: cz = h cx h), node 2
+    # only {rz, cz}: h and rz must land in different fragments.
     nodes = [node(1, gates=("cx", "h")), node(2, gates=("cz", "rz"))]
     ir = ir_of(2, ("h", (0,)), ("rz", (0,)), ("cx", (0, 1)), ("cz", (0, 1)), ("h", (1,)))
     plan = plan_circuit(ir, nodes)
     by_id = {n.node_id: n for n in nodes}
     for f in plan.fragments:
-        assert (
-            unsupported_gates(
-                by_id[f.node_id], {ir.operations[i].name for i in f.operation_indices}
-            )
-            == ()
-        )
-    assert len(plan.fragments) >= 4
+        gates = sorted({ir.operations[i].name for i in f.operation_indices})
+        assert _translates(_gates_circuit(gates), list(by_id[f.node_id].native_gates)), (f, gates)
+        assert not {0, 1} <= set(f.operation_indices)  # h and rz never together
 
 
 def test_effective_width_cap_follows_the_largest_node() -> None:
@@ -376,10 +407,39 @@ def test_width_below_every_node_minimum_is_named() -> None:
 def test_min_fidelity_violation() -> None:
     ir = bench_ir("ghz", 4)
     plan = plan_circuit(ir, [node(1)])
-    assert plan_circuit(ir, [node(1)], PlannerOptions(min_fidelity=plan.estimated_fidelity)) == plan
+    floor = plan.estimated_fidelity * (1 - 1e-12)
+    assert plan_circuit(ir, [node(1)], PlannerOptions(min_fidelity=floor)).to_json() == plan.to_json()
     err = infeasible(ir, [node(1)], min_fidelity=min(1.0, plan.estimated_fidelity + 1e-6))
     assert err.constraint == "min_fidelity"
     assert "min_fidelity" in err.message
+    assert f"{plan.estimated_fidelity:.6g}" in err.message  # the best achievable, and the fix
+    assert "lower min_fidelity to at most" in err.message
+
+
+def test_min_fidelity_floor_trades_cost_for_fidelity() -> None:
+    """The cheapest plan (fast, noisy node) misses the floor; the planner picks the faithful one."""
+    fast = node(1, f2=0.90)
+    slow = node(2, f2=0.999)
+    ir = ir_of(2, ("cx", (0, 1)), ("cx", (0, 1)), ("cx", (0, 1)))
+    weights = {"latency": 1.0, "fidelity_risk": 1.0, "entanglement": 1.0, "price": 0.0}
+    base = PlannerOptions(weights=weights, link_rtt_s={slow.node_id: 1.0, fast.node_id: 0.001})
+    cheapest = plan_circuit(ir, [fast, slow], base)
+    assert {f.node_id for f in cheapest.fragments} == {fast.node_id}
+    floored = plan_circuit(ir, [fast, slow], base.model_copy(update={"min_fidelity": 0.99}))
+    assert floored.estimated_fidelity >= 0.99
+    assert {f.node_id for f in floored.fragments} == {slow.node_id}
+    assert floored.cost.total > cheapest.cost.total
+    assert "fidelity" in floored.algorithm
+
+
+def test_degraded_nodes_are_never_used_and_all_degraded_is_named() -> None:
+    nodes = [node(1, f2=0.999), node(2, f2=0.9)]
+    ir = ir_of(2, ("cx", (0, 1)))
+    plan = plan_circuit(ir, nodes, PlannerOptions(degraded=frozenset({nodes[0].node_id})))
+    assert {f.node_id for f in plan.fragments} == {nodes[1].node_id}
+    err = infeasible(ir, nodes, degraded=frozenset(n.node_id for n in nodes))
+    assert err.constraint == "degraded"
+    assert "degraded" in err.message and "healthy node" in err.message
 
 
 def test_no_nodes() -> None:
