@@ -27,8 +27,19 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from coordinator.jobs import ErrorInfo, FragmentRecord, JobEvent, JobRecord, JobResult, JobState, Priority
-from coordinator.service import CoordinatorService, Submission, SubmissionRejected
+from coordinator.jobs import (
+    CostWeightOverrides,
+    ErrorInfo,
+    FragmentRecord,
+    JobEvent,
+    JobOptions,
+    JobRecord,
+    JobResult,
+    JobState,
+    Priority,
+)
+from compiler import declared_qubits
+from coordinator.service import CoordinatorService, Submission, SubmissionRejected, detect_format
 from protocol.advert import ServiceAdvertisement
 from protocol.ids import PROTOCOL_VERSION
 
@@ -60,6 +71,9 @@ class SubmitRequest(BaseModel):
     name: str | None = Field(default=None, max_length=128, description="label shown in job lists")
     priority: Priority = Field(default=Priority.NORMAL, description="queue priority: low, normal, high, urgent")
     tags: list[str] = Field(default_factory=list, max_length=16, description="free labels to filter job lists by")
+    weights: CostWeightOverrides | None = Field(default=None, description="cost weights for this job (FR-004)")
+    min_fidelity: float | None = Field(default=None, ge=0.0, le=1.0, description="estimated-fidelity floor")
+    min_nodes: int = Field(default=1, ge=1, le=1000, description="spread over at least this many nodes")
 
 
 class SubmitResponse(BaseModel):
@@ -269,13 +283,31 @@ def create_app(service: CoordinatorService, peer_id: str, health_probe: Any = No
             return _error(422, "invalid_request", f"shots: at most {settings.limits.max_shots} allowed",
                           {"errors": [{"field": "shots", "message": "too many shots"}]})
         try:
+            options = JobOptions(weights=body.weights or CostWeightOverrides(), min_fidelity=body.min_fidelity,
+                                 min_nodes=body.min_nodes)
             job = await service.submit(Submission(body.qasm, body.format, shots, body.seed, body.name,
-                                                  body.priority, tuple(body.tags)))
+                                                  body.priority, tuple(body.tags), options))
         except SubmissionRejected as exc:
             return JSONResponse(status_code=exc.status, content={"error": exc.error.model_dump()})
         base = f"/api/v1/jobs/{job.job_id}"
         return SubmitResponse(job_id=job.job_id, state=job.state, status_url=base, result_url=f"{base}/result",
                               stream_url=f"{base}/stream")
+
+    @app.post("/api/v1/circuits/plan", responses=_ERRORS)
+    async def dry_run_plan(body: SubmitRequest) -> Any:
+        """Compile against the current registry and return the plan without queuing anything (FR-004)."""
+        options = JobOptions(weights=body.weights or CostWeightOverrides(), min_fidelity=body.min_fidelity,
+                             min_nodes=body.min_nodes)
+        fmt = body.format or detect_format(body.qasm)
+        if len(body.qasm.encode()) > settings.limits.max_qasm_bytes:
+            return _error(413, "too_large", f"qasm is larger than the {settings.limits.max_qasm_bytes}-byte limit")
+        if (width := declared_qubits(body.qasm)) > settings.limits.max_qubits:
+            return _error(422, "too_wide", f"the program declares {width} qubits; the limit is {settings.limits.max_qubits}")
+        try:
+            _, plan = await trio.to_thread.run_sync(service.compile, body.qasm, fmt, body.name or "circuit", options)
+        except SubmissionRejected as exc:
+            return JSONResponse(status_code=exc.status, content={"error": exc.error.model_dump()})
+        return json.loads(plan.to_json())
 
     @app.get("/api/v1/jobs", response_model=JobPage, responses=_ERRORS)
     async def list_jobs(

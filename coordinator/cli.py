@@ -222,6 +222,44 @@ def submit(
 
 
 @app.command()
+def plan(
+    file: Annotated[Path, typer.Argument(help="OpenQASM 2 or 3 file", exists=True, dir_okay=False)],
+    url: UrlOpt = DEFAULT_URL,
+    min_fidelity: Annotated[Optional[float], typer.Option(help="estimated-fidelity floor in [0, 1]")] = None,
+    weight: Annotated[Optional[list[str]], typer.Option(help="cost weight override, e.g. entanglement=5; repeatable")] = None,
+) -> None:
+    """Print the plan the coordinator would use for FILE now (fragments, nodes, ebits, cost), without running it."""
+    from coordinator.client import ApiError, Client
+
+    weights: dict[str, float] = {}
+    for item in weight or []:
+        key, _, value = item.partition("=")
+        try:
+            weights[key.strip()] = float(value)
+        except ValueError:
+            _fail(f"--weight {item!r}: expected NAME=NUMBER (latency, fidelity_risk, entanglement, price)")
+    with Client(url) as client:
+        try:
+            body = client.dry_run(file.read_text(), min_fidelity=min_fidelity, weights=weights or None)
+        except ApiError as exc:
+            _fail(f"{exc.message} {json.dumps(exc.details) if exc.details else ''}".strip(), 1)
+    typer.echo(json.dumps(body, indent=2))
+
+
+@app.command()
+def bench(
+    what: Annotated[str, typer.Argument(help="benchmark to run: compile")] = "compile",
+) -> None:
+    """Run a benchmark (``compile``: compile latency, scaling and plan quality; writes experiments/results/)."""
+    if what != "compile":
+        _fail(f"unknown benchmark {what!r}; available: compile")
+    from experiments.bench_compile import main as bench_compile
+
+    sys.argv = [sys.argv[0]]  # the benchmark parses its own options
+    bench_compile()
+
+
+@app.command()
 def status(job_id: str, url: UrlOpt = DEFAULT_URL) -> None:
     """Print a job's state and metadata as JSON."""
     from coordinator.client import ApiError, Client

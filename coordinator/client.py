@@ -67,6 +67,11 @@ class Client:
         body = {"qasm": qasm, "shots": shots, "seed": seed, "format": fmt, "name": name}
         return self._call("POST", "/api/v1/circuits/submit", json={k: v for k, v in body.items() if v is not None})
 
+    def dry_run(self, qasm: str, *, fmt: str | None = None, **options: Any) -> dict[str, Any]:
+        """The plan the coordinator would use now, without queuing a job (``weights``, ``min_fidelity``, ...)."""
+        body = {"qasm": qasm, "format": fmt, **options}
+        return self._call("POST", "/api/v1/circuits/plan", json={k: v for k, v in body.items() if v is not None})
+
     def status(self, job_id: str) -> dict[str, Any]:
         """The job record (``state`` among QUEUED..COMPLETED/FAILED)."""
         return self._call("GET", f"/api/v1/jobs/{job_id}")

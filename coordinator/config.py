@@ -53,8 +53,24 @@ class ApiSettings(_Section):
         return value
 
 
+class WeightSettings(_Section):
+    """Default cost weights (FR-004); a job may override them in its submit request.
+
+    Units of the weighted terms: latency per second, fidelity risk and
+    entanglement per nat (``-ln`` fidelity), price per credit (see ``compiler/cost.py``).
+    """
+
+    latency: float = Field(default=1.0, ge=0.0)
+    fidelity_risk: float = Field(default=1.0, ge=0.0)
+    entanglement: float = Field(default=1.0, ge=0.0)
+    price: float = Field(default=1.0, ge=0.0)
+
+
 class CompilerSettings(_Section):
     """Planner options (FR-004); see :class:`compiler.PlannerOptions`."""
+
+    weights: WeightSettings = WeightSettings()
+    ebit_generation_s: float = Field(default=0.0, ge=0.0, description="seconds to generate one ebit")
 
     max_fragment_qubits: int = Field(default=4, ge=1, le=64)
     max_fragment_ops: int = Field(default=12, ge=1, le=100_000)

@@ -25,6 +25,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from libp2p.tools.anyio_service import background_trio_service
 
+from compiler.translation import warm_up
 from coordinator.api import RequestIdFilter, create_app
 from coordinator.config import Settings
 from coordinator.p2p import CoordinatorNetwork
@@ -76,6 +77,8 @@ async def run_coordinator(
 
     async def persist(advert: ServiceAdvertisement) -> None:
         await store.save_node(advert.model_dump_json(), advert.node_id, time.time())
+        # Build the gate-translation table for a new native set now, not in a job's compile.
+        await trio.to_thread.run_sync(warm_up, [advert.native_gates])
 
     network = CoordinatorNetwork(host, pubsub, registry, settings.p2p.max_frame_mib * 1024 * 1024,
                                  allowed_peers=frozenset(settings.p2p.allowed_peers), on_advert=persist)

@@ -114,6 +114,28 @@ class JobResult(BaseModel):
     retries: int = Field(default=0, description="fragment invocations retried")
 
 
+class CostWeightOverrides(BaseModel):
+    """Per-job cost weights (FR-004); unset ones keep the configured defaults. Each >= 0."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    latency: float | None = Field(default=None, ge=0.0, le=1e9)
+    fidelity_risk: float | None = Field(default=None, ge=0.0, le=1e9)
+    entanglement: float | None = Field(default=None, ge=0.0, le=1e9)
+    price: float | None = Field(default=None, ge=0.0, le=1e9)
+
+
+class JobOptions(BaseModel):
+    """Planner options a job brings: cost weight overrides, a fidelity floor in [0, 1], and
+    ``min_nodes`` to force a spread (experiments)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    weights: CostWeightOverrides = Field(default_factory=CostWeightOverrides)
+    min_fidelity: float | None = Field(default=None, ge=0.0, le=1.0)
+    min_nodes: int = Field(default=1, ge=1, le=1000)
+
+
 class JobRecord(BaseModel):
     """A job as stored and as returned by ``GET /api/v1/jobs/{id}``."""
 
@@ -129,6 +151,7 @@ class JobRecord(BaseModel):
     num_operations: int
     priority: Priority = Priority.NORMAL
     tags: list[str] = Field(default_factory=list)
+    options: JobOptions = Field(default_factory=lambda: JobOptions())
     error: ErrorInfo | None = None
 
 

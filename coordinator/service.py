@@ -21,6 +21,7 @@ import trio
 
 from compiler import (
     CircuitIR,
+    CostWeights,
     InfeasiblePlanError,
     Plan,
     PlannerOptions,
@@ -31,7 +32,7 @@ from compiler import (
 )
 from coordinator.config import Settings
 from coordinator.fidelity import estimated_fidelity, ideal_distribution, measured_fidelity
-from coordinator.jobs import ErrorInfo, FragmentRecord, JobRecord, JobResult, JobState, Priority
+from coordinator.jobs import ErrorInfo, FragmentRecord, JobOptions, JobRecord, JobResult, JobState, Priority
 from coordinator.metrics import Metrics
 from coordinator.queue import JobQueue, QueueFull
 from coordinator.registry import Registry
@@ -62,6 +63,7 @@ class Submission:
     name: str | None
     priority: Priority = Priority.NORMAL
     tags: tuple[str, ...] = ()
+    options: JobOptions = dataclasses.field(default_factory=lambda: JobOptions())
 
 
 def detect_format(text: str) -> Literal["qasm2", "qasm3"]:
@@ -97,18 +99,28 @@ class CoordinatorService:
         self._running: dict[str, trio.CancelScope] = {}  # job id -> scope of the worker running it
         self._changed = trio.Event()  # set (and replaced) on every job state change
 
-    def planner_options(self) -> PlannerOptions:
-        """Planner options from the ``[compiler]`` settings."""
+    def planner_options(self, options: JobOptions | None = None) -> PlannerOptions:
+        """Planner options: ``[compiler]`` settings, the job's overrides, and the latest
+        measured link round trips from the registry (FR-004, FR-008)."""
         c = self.settings.compiler
+        options = options or JobOptions()
+        weights = {**c.weights.model_dump(), **options.weights.model_dump(exclude_none=True)}
+        rtts = {e.advert.node_id: e.rtt_s for e in self.registry.entries() if e.rtt_s is not None}
         return PlannerOptions(
             max_fragment_qubits=c.max_fragment_qubits,
             max_fragment_ops=c.max_fragment_ops,
             link_fidelity=c.link_fidelity,
             density_matrix_max_qubits=c.density_matrix_max_qubits,
             statevector_max_qubits=c.statevector_max_qubits,
+            weights=CostWeights(**weights),
+            ebit_generation_s=c.ebit_generation_s,
+            link_rtt_s=rtts,
+            min_fidelity=options.min_fidelity,
+            min_nodes=options.min_nodes,
         )
 
-    def compile(self, text: str, fmt: Literal["qasm2", "qasm3"], name: str) -> tuple[CircuitIR, Plan]:
+    def compile(self, text: str, fmt: Literal["qasm2", "qasm3"], name: str,
+                options: JobOptions | None = None) -> tuple[CircuitIR, Plan]:
         """Parse and plan against the registry's available nodes.
 
         Raises:
@@ -126,12 +138,13 @@ class CoordinatorService:
                 code="too_many_operations", message=f"the circuit has {ir.num_operations} operations; the limit is {limit}",
                 details={"operations": ir.num_operations, "max_operations": limit}))
         try:
-            return ir, self.plan_for(ir)
+            return ir, self.plan_for(ir, options=options)
         except InfeasiblePlanError as exc:
             raise SubmissionRejected(422, ErrorInfo(code="infeasible", message=exc.message,
                                                     details=exc.to_dict())) from None
 
-    def plan_for(self, ir: CircuitIR, exclude: frozenset[str] = frozenset()) -> Plan:
+    def plan_for(self, ir: CircuitIR, exclude: frozenset[str] = frozenset(),
+                 options: JobOptions | None = None) -> Plan:
         """Plan ``ir`` on the available nodes minus ``exclude`` (failed nodes of a fallback).
 
         Raises:
@@ -144,7 +157,7 @@ class CoordinatorService:
                 code="no_nodes",
                 message="no service node is available; start one with `qb2 node --bootstrap <coordinator multiaddr>`",
             ))
-        return plan_circuit(ir, nodes, self.planner_options())
+        return plan_circuit(ir, nodes, self.planner_options(options))
 
     async def submit(self, submission: Submission) -> JobRecord:
         """Validate, persist as QUEUED and enqueue a job; returns its record at once.
@@ -164,12 +177,13 @@ class CoordinatorService:
                 details={"declared_qubits": width, "max_qubits": limits.max_qubits}))
         fmt = submission.format or detect_format(submission.qasm)
         name = submission.name or "circuit"
-        ir, _ = await trio.to_thread.run_sync(self.compile, submission.qasm, fmt, name)
+        ir, _ = await trio.to_thread.run_sync(self.compile, submission.qasm, fmt, name, submission.options)
         now = time.time()
         job = JobRecord(
             job_id=uuid.uuid4().hex, state=JobState.QUEUED, created_at=now, updated_at=now, name=name,
             format=fmt, shots=submission.shots, seed=submission.seed, num_qubits=ir.num_qubits,
             num_operations=ir.num_operations, priority=submission.priority, tags=list(submission.tags),
+            options=submission.options,
         )
         if len(self.queue) >= self.queue.capacity:
             raise SubmissionRejected(503, ErrorInfo(code="queue_full", message="job queue is full; retry later"))
@@ -266,13 +280,13 @@ class CoordinatorService:
         await self._transition(job_id, JobState.COMPILING)
         await self.store.delete_fragments(job_id)  # a recovered job starts its fragments afresh
         try:
-            ir, plan = await self._compile_when_nodes_allow(text, fmt, job.name)
+            ir, plan = await self._compile_when_nodes_allow(text, fmt, job.name, job.options)
         except SubmissionRejected as exc:
             await self._fail(job_id, exc.error)
             return
         await self._transition(job_id, JobState.RESERVING)
         try:
-            plan, reservations = await self._reserve(job_id, ir, plan)
+            plan, reservations = await self._reserve(job_id, ir, plan, job.options)
         except InfeasiblePlanError as exc:
             await self._fail(job_id, ErrorInfo(code="reservation_failed", message=exc.message, details=exc.to_dict()))
             return
@@ -311,7 +325,8 @@ class CoordinatorService:
                                          "fragments": len(records), "nodes": len(result.nodes_used),
                                          "fallbacks": result.fallbacks})
 
-    async def _reserve(self, job_id: str, ir: CircuitIR, plan: Plan) -> tuple[Plan, Reservations]:
+    async def _reserve(self, job_id: str, ir: CircuitIR, plan: Plan,
+                       options: JobOptions | None = None) -> tuple[Plan, Reservations]:
         """Reserve windows for ``plan``; re-plan without nodes that refuse (at most ``max_fallbacks`` times).
 
         Raises:
@@ -336,7 +351,7 @@ class CoordinatorService:
                         extra={"job_id": job_id, "refused": reservations.refused})
             await reserver.release(job_id, reservations, keep=set())
             refused.update(reservations.refused)
-            plan = await trio.to_thread.run_sync(self.plan_for, ir, frozenset(refused))
+            plan = await trio.to_thread.run_sync(self.plan_for, ir, frozenset(refused), options)
         raise InfeasiblePlanError("no_nodes", f"nodes kept refusing reservations: {sorted(refused)}")
 
     async def _release(self, job_id: str, reservations: Reservations, records: list[FragmentRecord]) -> None:
@@ -407,7 +422,8 @@ class CoordinatorService:
                 remaining = tuple(i for i in range(len(ir.operations)) if i not in applied)
                 current_ir = dataclasses.replace(ir, operations=tuple(ir.operations[i] for i in remaining))
                 try:
-                    current_plan = await trio.to_thread.run_sync(self.plan_for, current_ir, frozenset(excluded))
+                    current_plan = await trio.to_thread.run_sync(self.plan_for, current_ir, frozenset(excluded),
+                                                                 job.options)
                 except InfeasiblePlanError as infeasible:
                     exc.no_fallback = f"no feasible plan without {sorted(excluded)}: {infeasible.message}"
                     raise exc from None
@@ -416,7 +432,8 @@ class CoordinatorService:
                     "job_id": job_id, "fallback": fallback, "failed_node": exc.node_id,
                     "remaining_operations": len(remaining), "nodes": list(current_plan.nodes)})
 
-    async def _compile_when_nodes_allow(self, text: str, fmt: Literal["qasm2", "qasm3"], name: str) -> tuple[CircuitIR, Plan]:
+    async def _compile_when_nodes_allow(self, text: str, fmt: Literal["qasm2", "qasm3"], name: str,
+                                        options: JobOptions | None = None) -> tuple[CircuitIR, Plan]:
         """Compile; if no node (or no suitable node) is registered, wait up to one registry TTL for one.
 
         An admitted job was feasible when it was submitted, so infeasibility now
@@ -429,7 +446,7 @@ class CoordinatorService:
         deadline = trio.current_time() + self.settings.discovery.registry_ttl_s
         while True:
             try:
-                return await trio.to_thread.run_sync(self.compile, text, fmt, name)
+                return await trio.to_thread.run_sync(self.compile, text, fmt, name, options)
             except SubmissionRejected as exc:
                 if exc.error.code not in ("no_nodes", "infeasible") or trio.current_time() >= deadline:
                     raise

@@ -20,14 +20,23 @@ from typing import Any, TypeVar
 import trio
 from yoyo import get_backend, read_migrations
 
-from coordinator.jobs import ErrorInfo, FragmentRecord, JobEvent, JobRecord, JobResult, JobState, Priority
+from coordinator.jobs import (
+    ErrorInfo,
+    FragmentRecord,
+    JobEvent,
+    JobOptions,
+    JobRecord,
+    JobResult,
+    JobState,
+    Priority,
+)
 from migrations import MIGRATIONS_DIR
 
 T = TypeVar("T")
 
 _JOB_COLUMNS = (
     "job_id, state, created_at, updated_at, name, format, shots, seed, num_qubits, num_operations, error_json,"
-    " priority, tags_json"
+    " priority, tags_json, options_json"
 )
 
 
@@ -106,10 +115,11 @@ class JobStore:
             with self._transaction():
                 self._conn.execute(
                     "INSERT INTO jobs (job_id, state, created_at, updated_at, name, format, qasm, shots, seed,"
-                    " num_qubits, num_operations, priority, tags_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " num_qubits, num_operations, priority, tags_json, options_json)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (job.job_id, job.state.value, job.created_at, job.updated_at, job.name, job.format, qasm,
                      job.shots, job.seed, job.num_qubits, job.num_operations, job.priority.value,
-                     json.dumps(job.tags)),
+                     json.dumps(job.tags), job.options.model_dump_json()),
                 )
                 self._conn.execute("INSERT INTO job_events (job_id, state, at) VALUES (?,?,?)",
                                    (job.job_id, job.state.value, job.created_at))
@@ -337,4 +347,5 @@ def _job(row: sqlite3.Row) -> JobRecord:
         updated_at=row["updated_at"], name=row["name"], format=row["format"], shots=row["shots"],
         seed=row["seed"], num_qubits=row["num_qubits"], num_operations=row["num_operations"], error=error,
         priority=Priority(row["priority"]), tags=json.loads(row["tags_json"]),
+        options=JobOptions.model_validate_json(row["options_json"]),
     )

@@ -183,3 +183,28 @@ async def test_websocket_streams_every_state_change(cluster: LocalCluster) -> No
                 assert event["job_id"] == job_id
                 states.append(event["state"])
     assert states == ["QUEUED", "COMPILING", "RESERVING", "EXECUTING", "COMPLETED"]
+
+
+def test_dry_run_plan_and_per_job_weights(cluster: LocalCluster, tmp_path: Path) -> None:
+    """`qb2 plan` / POST /api/v1/circuits/plan: the plan without a job; per-job weights reach the planner (FR-004)."""
+    import os
+    import subprocess
+    import sys
+
+    qasm = benchmark_circuit("qft", 6).qasm
+    with Client(cluster.api_url) as client:
+        before = client.jobs()["total"]
+        plan = client.dry_run(qasm)
+        heavy = client.dry_run(qasm, weights={"entanglement": 50.0, "latency": 0.0})
+        floor = client._http.post("/api/v1/circuits/plan", json={"qasm": qasm, "min_fidelity": 1.0})
+        assert client.jobs()["total"] == before  # nothing queued
+    assert plan["fragments"] and plan["weights"]["entanglement"] == 1.0
+    assert heavy["weights"] == {**plan["weights"], "entanglement": 50.0, "latency": 0.0}
+    assert heavy["cost"] != plan["cost"]  # the per-job weights reached the planner
+    assert floor.status_code in (200, 422)  # ideal nodes reach 1.0 only without teleport noise
+    path = tmp_path / "qft6.qasm"
+    path.write_text(qasm)
+    out = subprocess.run([sys.executable, "-m", "coordinator.cli", "plan", str(path)], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "QB2_URL": cluster.api_url})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["fragments"] == plan["fragments"]  # deterministic (NFR-001)
