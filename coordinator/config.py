@@ -86,6 +86,7 @@ class RuntimeSettings(_Section):
     execute_timeout_s: float = Field(default=60.0, gt=0.0, le=3600.0)
     max_attempts: int = Field(default=3, ge=1, le=20, description="invocations per fragment before fallback")
     reserve_timeout_s: float = Field(default=5.0, gt=0.0, le=600.0, description="per reservation request")
+    metrics_snapshot_s: float = Field(default=60.0, gt=0.0, le=86400.0, description="metrics written to SQLite this often")
     backoff_base_s: float = Field(default=0.05, ge=0.0, le=60.0)
     backoff_max_s: float = Field(default=1.0, ge=0.0, le=600.0)
     max_fallbacks: int = Field(default=2, ge=0, le=20, description="re-plans without failed nodes per job")

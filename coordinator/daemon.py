@@ -110,6 +110,7 @@ async def run_coordinator(
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(network.ingest_advertisements)
                 nursery.start_soon(service.run_workers)
+                nursery.start_soon(service.persist_metrics, settings.runtime.metrics_snapshot_s)
                 nursery.start_soon(monitor_quality, host, registry, store, settings.quality)
                 await service.recover()
                 config = HypercornConfig()

@@ -45,6 +45,10 @@ class Metrics:
         self._completed += state == "COMPLETED"
         self.success_rate.set(self._completed / self._finished)
 
+    def samples(self) -> list[tuple[str, dict[str, str], float]]:
+        """Every current sample as ``(name, labels, value)``, for persistence."""
+        return [(s.name, dict(s.labels), float(s.value)) for metric in self.registry.collect() for s in metric.samples]
+
     def render(self) -> bytes:
         """The text exposition format."""
         return generate_latest(self.registry)

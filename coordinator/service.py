@@ -238,6 +238,13 @@ class CoordinatorService:
                 await self.wait_changed()
         return await self.store.get_job(job_id)
 
+    async def persist_metrics(self, interval_s: float) -> None:
+        """Write a snapshot of every metric to SQLite every ``interval_s`` seconds (FR-010, FR-012)."""
+        while True:
+            await trio.sleep(interval_s)
+            self.metrics.queue_depth.set(len(self.queue))
+            await self.store.save_metrics(time.time(), self.metrics.samples())
+
     async def wait_changed(self) -> None:
         """Wait until the next job state change (used by the job stream)."""
         await self._changed.wait()

@@ -294,6 +294,17 @@ class JobStore:
             " reservation_events WHERE job_id=? ORDER BY event_id", (job_id,)).fetchall())
         return [dict(r) for r in rows]
 
+    async def save_metrics(self, at: float, samples: list[tuple[str, dict[str, str], float]]) -> None:
+        """Append one snapshot of metric samples (name, labels, value) taken at ``at`` (Unix seconds)."""
+
+        def write() -> None:
+            with self._transaction():
+                self._conn.executemany(
+                    "INSERT INTO metrics_snapshots (at, name, labels_json, value) VALUES (?,?,?,?)",
+                    [(at, name, json.dumps(labels, sort_keys=True), value) for name, labels, value in samples])
+
+        await self._run(write)
+
     async def count_by_state(self) -> dict[str, int]:
         """Number of jobs per state."""
         rows = await self._run(

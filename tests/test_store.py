@@ -88,3 +88,16 @@ async def test_migration_round_trip_keeps_the_data(tmp_path: Path) -> None:
     assert again is not None and again.tags == [] and again.priority == "normal"
     assert all(applied for _, applied in migration_status(db))
     reopened.close()
+
+
+async def test_metric_snapshots_are_persisted(tmp_path: Path) -> None:
+    from coordinator.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.job_finished("COMPLETED", 0.5)
+    store = JobStore(tmp_path / "m.db")
+    await store.save_metrics(123.0, metrics.samples())
+    rows = sqlite3.connect(tmp_path / "m.db").execute(
+        "SELECT at, value FROM metrics_snapshots WHERE name='qb2_job_success_rate'").fetchall()
+    assert rows == [(123.0, 1.0)]
+    store.close()
