@@ -188,11 +188,12 @@ def demo(
     nodes: Annotated[int, typer.Option(help="number of service nodes")] = 4,
     shots: Annotated[int, typer.Option(help="shots per circuit")] = 2000,
     seed: Annotated[int, typer.Option(help="simulator seed")] = 7,
+    min_nodes: Annotated[int, typer.Option(help="spread each job over at least this many nodes (1: planner's choice)")] = 2,
 ) -> None:
     """Start a local cluster, run real mqt-bench circuits through it, print a table, stop."""
     from experiments.demo import run_demo
 
-    raise typer.Exit(run_demo(nodes=nodes, shots=shots, seed=seed))
+    raise typer.Exit(run_demo(nodes=nodes, shots=shots, seed=seed, min_nodes=min_nodes))
 
 
 @app.command()

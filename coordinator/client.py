@@ -58,13 +58,16 @@ class Client:
         return body
 
     def submit(self, qasm: str, *, shots: int | None = None, seed: int | None = None,
-               fmt: str | None = None, name: str | None = None) -> dict[str, Any]:
+               fmt: str | None = None, name: str | None = None, **options: Any) -> dict[str, Any]:
         """Submit a circuit; returns ``{"job_id", "state", ...}`` at once.
+
+        ``options`` are further submit fields: ``priority``, ``tags``, ``weights``,
+        ``min_fidelity``, ``min_nodes`` (see ``POST /api/v1/circuits/submit``).
 
         Raises:
             ApiError: 422 invalid QASM / infeasible, 503 no nodes, ...
         """
-        body = {"qasm": qasm, "shots": shots, "seed": seed, "format": fmt, "name": name}
+        body = {"qasm": qasm, "shots": shots, "seed": seed, "format": fmt, "name": name, **options}
         return self._call("POST", "/api/v1/circuits/submit", json={k: v for k, v in body.items() if v is not None})
 
     def dry_run(self, qasm: str, *, fmt: str | None = None, **options: Any) -> dict[str, Any]:

@@ -24,8 +24,14 @@ def _top(counts: dict[str, int], k: int = 2) -> str:
     return " ".join(f"{b}:{c / total:.2f}" for b, c in best)
 
 
-def run_demo(nodes: int = 4, shots: int = 2000, seed: int = 7, data_dir: Path | None = None) -> int:
-    """Run the demo; returns a process exit code (0 when every job completed)."""
+def run_demo(nodes: int = 4, shots: int = 2000, seed: int = 7, data_dir: Path | None = None,
+             min_nodes: int = 2) -> int:
+    """Run the demo; returns a process exit code (0 when every job completed).
+
+    ``min_nodes`` asks the planner to spread each job over at least that many
+    nodes: left to itself the cost model keeps small circuits on the single best
+    node, and the demo is about watching state move between nodes.
+    """
     circuits = [benchmark_circuit(name, q, fmt) for name, q, fmt in DEMO_SET]
     specs = [NodeSpec(DEFAULT_NODES[i % 4].name + ("" if i < 4 else str(i)), DEFAULT_NODES[i % 4].profile)
              for i in range(nodes)]
@@ -40,7 +46,8 @@ def run_demo(nodes: int = 4, shots: int = 2000, seed: int = 7, data_dir: Path | 
         submitted = {}
         for circuit in circuits:
             t0 = time.perf_counter()
-            job = client.submit(circuit.qasm, shots=shots, seed=seed, fmt=circuit.format, name=circuit.label)
+            job = client.submit(circuit.qasm, shots=shots, seed=seed, fmt=circuit.format, name=circuit.label,
+                                min_nodes=min_nodes)
             submitted[job["job_id"]] = (circuit, t0)
         header = (f"{'circuit':<10} {'fmt':<5} {'qubits':>6} {'ops':>4} {'frags':>5} {'ebits':>5} {'nodes used':<28} "
                   f"{'latency':>8}  {'top outcomes':<28} {'est F':>6} {'Hell. F':>7}")
