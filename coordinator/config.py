@@ -85,6 +85,8 @@ class RuntimeSettings(_Section):
     max_concurrent_jobs: int = Field(default=4, ge=1, le=256)
     execute_timeout_s: float = Field(default=60.0, gt=0.0, le=3600.0)
     max_attempts: int = Field(default=3, ge=1, le=20, description="invocations per fragment before fallback")
+    execute_timeout_per_mib_s: float = Field(default=1.0, ge=0.0, le=600.0,
+                                             description="added to execute_timeout_s per MiB of state sent")
     reserve_timeout_s: float = Field(default=5.0, gt=0.0, le=600.0, description="per reservation request")
     metrics_snapshot_s: float = Field(default=60.0, gt=0.0, le=86400.0, description="metrics written to SQLite this often")
     backoff_base_s: float = Field(default=0.05, ge=0.0, le=60.0)

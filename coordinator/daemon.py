@@ -84,7 +84,9 @@ async def run_coordinator(
                                  allowed_peers=frozenset(settings.p2p.allowed_peers), on_advert=persist)
 
     async def invoke(node_id: str, request: ExecuteRequest, payload: bytes) -> tuple[ExecuteResponse, bytes]:
-        header, out, _ = await network.invoke(node_id, request, payload, settings.runtime.execute_timeout_s)
+        # Execute-by-size (FR-007): a base timeout plus time to move and simulate the state.
+        timeout_s = settings.runtime.execute_timeout_s + settings.runtime.execute_timeout_per_mib_s * len(payload) / 2**20
+        header, out, _ = await network.invoke(node_id, request, payload, timeout_s)
         return header, out
 
     async def reserve(node_id: str, request: ReserveRequest) -> ReserveResponse:
