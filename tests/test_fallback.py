@@ -104,7 +104,7 @@ async def test_latency_spike_beyond_the_timeout_retries_then_falls_back(tmp_path
     from protocol.transport import load_or_create_identity, make_host
     from service_node.faults import send_fault
 
-    env = {**ENV, "QB2_RUNTIME__EXECUTE_TIMEOUT_S": "1.0"}
+    env = {**ENV, "QB2_RUNTIME__EXECUTE_TIMEOUT_S": "1.0", "QB2_RUNTIME__EXECUTE_TIMEOUT_PER_MIB_S": "0"}
     with LocalCluster(tmp_path, NODES, env=env) as cluster, Client(cluster.api_url) as client:
         job_id = client.submit(benchmark_circuit("qft", 8).qasm, shots=200, seed=3)["job_id"]
         plan = wait_until_executing(client, job_id)
