@@ -6,7 +6,11 @@ a registry TTL shorter than the advertisement interval would flap every node.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, TomlConfigSettingsSource
 
 
 class P2PSettings(BaseModel):
@@ -42,3 +46,17 @@ class DiscoverySettings(BaseModel):
     advert_interval_s: float = Field(default=2.0, gt=0.0, le=3600.0)
     registry_ttl_s: float = Field(default=10.0, gt=0.0, le=86400.0)
     gossip_heartbeat_s: float = Field(default=1.0, ge=1.0, le=60.0)
+
+
+def qb2_sources(
+    settings_cls: type[BaseSettings],
+    init_settings: PydanticBaseSettingsSource,
+    env_settings: PydanticBaseSettingsSource,
+) -> tuple[PydanticBaseSettingsSource, ...]:
+    """Setting sources of both daemons, highest priority first: explicit values (CLI),
+    ``QB2_`` environment variables, then the TOML file named by ``$QB2_CONFIG`` (FR-011)."""
+    path = os.environ.get("QB2_CONFIG")
+    sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+    if path:
+        sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
+    return tuple(sources)

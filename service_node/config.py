@@ -7,7 +7,6 @@ Read from the same TOML file as the coordinator (``[node]``, ``[p2p]``,
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,12 +15,11 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
-    TomlConfigSettingsSource,
 )
 
 from protocol.advert import Fidelities, GateTimes
 from protocol.control import FaultSpec
-from protocol.settings import DiscoverySettings, P2PSettings
+from protocol.settings import DiscoverySettings, P2PSettings, qb2_sources
 
 
 class NodeProfile(BaseModel):
@@ -93,11 +91,7 @@ class NodeSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        path = os.environ.get("QB2_CONFIG")
-        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        if path:
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
-        return tuple(sources)
+        return qb2_sources(settings_cls, init_settings, env_settings)
 
     @property
     def state_dir(self) -> Path:

@@ -21,7 +21,7 @@ from qiskit_aer import AerSimulator
 
 from compiler import parse_qasm
 from compiler.export import to_quantum_circuit
-from coordinator.client import ApiError, Client
+from coordinator.client import Client
 from coordinator.cluster import LocalCluster, NodeSpec
 from experiments.circuits import benchmark_circuit
 from protocol.advert import ServiceAdvertisement

@@ -11,7 +11,7 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.advert import AdvertisementRejected, ServiceAdvertisement, parse_advertisement
+from protocol.advert import AdvertisementRejected, parse_advertisement
 from protocol.execute import ExecuteRequest, GateOp
 from protocol.framing import FrameError, encode_frame, read_frame
 from protocol.state import pack_state, state_nbytes, unpack_state, zero_state
