@@ -15,12 +15,12 @@ Scenarios (each on a fresh cluster with its own data dir under ``out``):
   coordinator's execute timeout (``QB2_RUNTIME__EXECUTE_TIMEOUT_S`` =
   ``EXECUTE_TIMEOUT_S``): fragments sent there time out, are retried, then
   re-planned elsewhere (fallback).
-- ``drop_node``: before the scenario's first job is submitted, the node the
-  coordinator's dry-run plan puts the last gate fragment on is SIGKILLed
-  (``cluster.kill``); the coordinator then meets refused reservations or failed
-  invocations and re-plans. Killing *before* submitting keeps it deterministic
-  for the tiny circuits here, which finish faster than a poll could catch
-  EXECUTING.
+- ``drop_node``: every node answers each execute request ``DROP_SLOWDOWN_S``
+  later (so a job lasts long enough to strike it), and while the scenario's
+  first recorded job is EXECUTING, the node its plan puts the last gate
+  fragment on is SIGKILLed (``cluster.kill``): that job's fragment fails its
+  retries and the remaining operations fall back to other nodes; later jobs
+  meet a refused reservation and are planned without the dead node.
 - ``degrade``: nodes start with ``--accept-control``; before the first job,
   the node the dry-run plan puts the first gate fragment on gets a
   ``degrade:DEGRADE_FACTOR`` fault over the libp2p control protocol
@@ -77,6 +77,8 @@ EXECUTE_TIMEOUT_S = 0.4
 LATENCY_SPIKE_S = 1.0
 #: Fidelity multiplier in the degrade scenario.
 DEGRADE_FACTOR = 0.9
+#: ``drop_node``: injected delay per execute request (seconds), so jobs are still running when struck.
+DROP_SLOWDOWN_S = 0.05
 #: Environment for every scenario's daemons (fast backoff; fewer attempts keep the latency scenario short).
 BASE_ENV = {"QB2_RUNTIME__BACKOFF_BASE_S": "0.05", "QB2_DISCOVERY__REGISTRY_TTL_S": "30"}
 
@@ -170,6 +172,8 @@ def scenario_cluster(scenario: str, specs: list[NodeSpec], ideal: bool) -> tuple
             extra += ["--fault", f"latency:{LATENCY_SPIKE_S}"]
         if scenario == "degrade":
             extra += ["--accept-control"]
+        if scenario == "drop_node":
+            extra += ["--fault", f"latency:{DROP_SLOWDOWN_S}"]
         out.append(NodeSpec(s.name, s.profile, extra, s.device))
     if scenario == "latency":
         env.update({"QB2_RUNTIME__EXECUTE_TIMEOUT_S": str(EXECUTE_TIMEOUT_S),
@@ -223,7 +227,8 @@ def run_centralized(circuit: BenchmarkCircuit, qpu: SimulatedQPU, *, shots: int,
 
 
 def run_distributed(client: Client, circuit: BenchmarkCircuit, *, scenario: str, shots: int, seed: int,
-                    repeat: int, min_nodes: int, timeout_s: float = 120.0) -> RunRecord:
+                    repeat: int, min_nodes: int, timeout_s: float = 120.0,
+                    on_executing: Callable[[str], None] | None = None) -> RunRecord:
     """Submit ``circuit`` to a running cluster and wait for it.
 
     ``compile_s`` is the wall time of ``POST /api/v1/circuits/plan`` (a dry-run:
@@ -231,6 +236,8 @@ def run_distributed(client: Client, circuit: BenchmarkCircuit, *, scenario: str,
     ``latency_s`` is submit request sent -> COMPLETED/FAILED observed (10 ms
     polls); ``overhead_per_fragment_s`` is the mean of ``round_trip_s -
     simulation_s`` over fragment records that have both, seconds.
+    ``on_executing(job_id)`` is called once when the job is first seen EXECUTING
+    (the ``drop_node`` scenario strikes there).
     """
     t0 = time.perf_counter()
     plan = client.dry_run(circuit.qasm, fmt=circuit.format, min_nodes=min_nodes)
@@ -238,7 +245,17 @@ def run_distributed(client: Client, circuit: BenchmarkCircuit, *, scenario: str,
     t1 = time.perf_counter()
     job_id = client.submit(circuit.qasm, shots=shots, seed=seed, fmt=circuit.format, name=circuit.label,
                            min_nodes=min_nodes)["job_id"]
-    final = client.wait(job_id, timeout_s=timeout_s, poll_s=0.01, max_poll_s=0.02)
+    if on_executing is None:
+        final = client.wait(job_id, timeout_s=timeout_s, poll_s=0.01, max_poll_s=0.02)
+    else:
+        deadline = time.monotonic() + timeout_s
+        while (final := client.status(job_id))["state"] not in ("COMPLETED", "FAILED", "CANCELLED"):
+            if final["state"] == "EXECUTING" and on_executing is not None:
+                on_executing(job_id)
+                on_executing = None
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {final['state']} after {timeout_s} s")
+            time.sleep(0.005)
     latency = time.perf_counter() - t1
     ops = final.get("num_operations") or len(plan.get("fragments", []))
     rec = RunRecord("distributed", scenario, circuit.label, circuit.qubits, int(ops), repeat, seed,
@@ -261,13 +278,6 @@ def run_distributed(client: Client, circuit: BenchmarkCircuit, *, scenario: str,
     rec.nodes_used = len(res["nodes_used"])
     rec.counts = dict(res["counts"])
     return rec
-
-
-def _drop_victim(client: Client, cluster: LocalCluster, circuit: BenchmarkCircuit, min_nodes: int) -> str:
-    plan = client.dry_run(circuit.qasm, fmt=circuit.format, min_nodes=min_nodes)
-    gate_nodes = [f["node_id"] for f in plan["fragments"] if f["kind"] == "gates"]
-    by_peer = {peer: name for name, peer in cluster.node_peer_ids.items()}
-    return by_peer[gate_nodes[-1]] if gate_nodes else next(iter(cluster.node_peer_ids))
 
 
 def degrade_node(cluster: LocalCluster, client: Client, name: str, factor: float = DEGRADE_FACTOR,
@@ -344,10 +354,13 @@ def run_experiment(config: HarnessConfig, out: Path, progress: Progress = _stder
                 warm = client.submit(circuits[0].qasm, shots=10, seed=0, fmt=circuits[0].format,
                                      min_nodes=config.min_nodes)["job_id"]
                 client.wait(warm, timeout_s=120, poll_s=0.01, max_poll_s=0.05)
+            strike: Callable[[str], None] | None = None
             if scenario == "drop_node":
-                victim = _drop_victim(client, cluster, circuits[0], config.min_nodes)
-                progress(f"drop_node: SIGKILL node {victim} before the first job")
-                cluster.kill(f"node-{victim}")
+                def strike(job_id: str, cluster: LocalCluster = cluster, client: Client = client) -> None:
+                    gate_nodes = [f["node_id"] for f in client.plan(job_id)["fragments"] if f["kind"] == "gates"]
+                    victim = {p: n for n, p in cluster.node_peer_ids.items()}[gate_nodes[-1]]
+                    progress(f"drop_node: SIGKILL node {victim} while job {job_id} is EXECUTING")
+                    cluster.kill(f"node-{victim}")
             if scenario == "degrade":
                 plan = client.dry_run(circuits[0].qasm, fmt=circuits[0].format, min_nodes=config.min_nodes)
                 first = next(f["node_id"] for f in plan["fragments"] if f["kind"] == "gates")
@@ -359,7 +372,9 @@ def run_experiment(config: HarnessConfig, out: Path, progress: Progress = _stder
                     k += 1
                     progress(f"[{k}/{total}] {circuit.label} {scenario} distributed (repeat {r})")
                     records.append(run_distributed(client, circuit, scenario=scenario, shots=suite.shots,
-                                                   seed=seed, repeat=r, min_nodes=config.min_nodes))
+                                                   seed=seed, repeat=r, min_nodes=config.min_nodes,
+                                                   on_executing=strike))
+                    strike = None  # only the first recorded job is struck
     return records
 
 
@@ -394,7 +409,7 @@ def run_config(config: HarnessConfig) -> dict[str, Any]:
         "ideal": config.ideal,
         "min_nodes": config.min_nodes,
         "fault_parameters": {"execute_timeout_s": EXECUTE_TIMEOUT_S, "latency_spike_s": LATENCY_SPIKE_S,
-                             "degrade_factor": DEGRADE_FACTOR, "degrade": "runtime control fault on the planned first node", "drop_node": "SIGKILL before first job"},
+                             "degrade_factor": DEGRADE_FACTOR, "degrade": "runtime control fault on the planned first node", "drop_node": f"SIGKILL of the first job's last gate node while it is EXECUTING; every node slowed by {DROP_SLOWDOWN_S} s per fragment"},
         "python": sys.version.split()[0],
         "packages": package_versions(),
         "git_commit": git_commit(),

@@ -52,3 +52,13 @@ def test_degrade_scenario_lowers_the_distributed_estimated_fidelity(tmp_path: Pa
     records = {r.scenario: r for r in run_experiment(config, tmp_path, progress=lambda _: None)}
     assert records["none"].success and records["degrade"].success
     assert records["degrade"].estimated_fidelity < records["none"].estimated_fidelity
+
+
+def test_drop_node_scenario_makes_the_struck_job_fall_back(tmp_path: Path) -> None:
+    """A node killed while the first recorded job is EXECUTING: that job completes through a fallback
+    plan; the next one is planned without the dead node (refused reservation)."""
+    suite = Suite("drop", (("qft", 4),), repeats=2, shots=200)
+    config = HarnessConfig(suite, seed=7, scenarios=("drop_node",), nodes=4, centralized=False)
+    first, second = run_experiment(config, tmp_path, progress=lambda _: None)
+    assert first.success and first.fallbacks >= 1 and first.retries >= 1
+    assert second.success and second.fallbacks == 0
