@@ -532,14 +532,7 @@ def plan_circuit(
             says what would make the circuit feasible.
         ValueError: duplicate ``node_id`` in ``nodes``.
     """
-    usable = _tie_order(_available(nodes, options.degraded), options.seed)
-    representation = choose_representation(ir.num_qubits, options)
-    _check_total_width(ir, usable)
-    model = _Model(ir, usable, options)
-    cap = min(options.max_fragment_qubits, max(n.qubit_range.max for n in usable))
-    by_id = sorted(range(len(usable)), key=lambda j: usable[j].node_id)
-    _check_gates(ir, [usable[j] for j in by_id], [model.supported[j] for j in by_id], cap, options)
-
+    representation, model, cap, by_id = _prepare(ir, nodes, options)
     views = model.views()
     sorted_views = [views[j] for j in by_id]
     dags = fragmentations(ir, model, cap)
@@ -570,18 +563,34 @@ def planning_instances(
     For benchmarks and tests (baselines, brute force on the same instances).
     Runs the same checks as :func:`plan_circuit` and raises the same errors.
     """
-    usable = _tie_order(_available(nodes, options.degraded), options.seed)
-    choose_representation(ir.num_qubits, options)
-    _check_total_width(ir, usable)
-    model = _Model(ir, usable, options)
-    cap = min(options.max_fragment_qubits, max(n.qubit_range.max for n in usable))
-    by_id = sorted(range(len(usable)), key=lambda j: usable[j].node_id)
-    _check_gates(ir, [usable[j] for j in by_id], [model.supported[j] for j in by_id], cap, options)
+    _, model, cap, _ = _prepare(ir, nodes, options)
     views = model.views()
     dags = [d for d in fragmentations(ir, model, cap) if _placeable(ir, d, views)]
     if not dags:
         plan_circuit(ir, nodes, options)  # raises the diagnosis
     return [(d, model.problem(d, options.weights)) for d in dags]
+
+
+def _prepare(
+    ir: CircuitIR, nodes: Sequence[ServiceAdvertisement], options: PlannerOptions
+) -> tuple[Representation, _Model, int, list[int]]:
+    """Checks and model shared by :func:`plan_circuit` and :func:`planning_instances`.
+
+    Returns:
+        The representation, the placement model, the fragment width cap (qubits)
+        and the usable node indices ordered by ``node_id``.
+
+    Raises:
+        InfeasiblePlanError: as :func:`plan_circuit`.
+    """
+    usable = _tie_order(_available(nodes, options.degraded), options.seed)
+    representation = choose_representation(ir.num_qubits, options)
+    _check_total_width(ir, usable)
+    model = _Model(ir, usable, options)
+    cap = min(options.max_fragment_qubits, max(n.qubit_range.max for n in usable))
+    by_id = sorted(range(len(usable)), key=lambda j: usable[j].node_id)
+    _check_gates(ir, [usable[j] for j in by_id], [model.supported[j] for j in by_id], cap, options)
+    return representation, model, cap, by_id
 
 
 def _placeable(ir: CircuitIR, dag: FragmentDAG, views: Sequence[NodeView]) -> bool:

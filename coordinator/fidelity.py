@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.quantum_info import Statevector, hellinger_fidelity
 
+from compiler.capability import gate_arity
 from compiler.export import to_quantum_circuit
 from compiler.ir import CircuitIR
 from coordinator.jobs import FragmentRecord
@@ -29,12 +29,7 @@ from protocol.advert import Fidelities
 #: Widest circuit whose ideal distribution we compute (2**20 amplitudes, ~16 MiB).
 IDEAL_MAX_QUBITS = 20
 
-_ARITY = {name: gate.num_qubits for name, gate in get_standard_gate_name_mapping().items()}
 
-
-def gate_arity(name: str) -> int:
-    """Qubits a Qiskit standard gate acts on (2 for names Qiskit does not know)."""
-    return _ARITY.get(name, 2)
 
 
 def estimated_fidelity(
@@ -56,7 +51,7 @@ def estimated_fidelity(
         for gate, count in record.native_op_counts.items():
             if gate == "measure":
                 f = node.readout
-            elif gate_arity(gate) == 1:
+            elif gate_arity(gate) == 1:  # unknown names count as multi-qubit
                 f = node.gate_1q
             else:
                 f = node.gate_2q

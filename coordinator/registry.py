@@ -28,7 +28,6 @@ class RegistryEntry:
 
     advert: ServiceAdvertisement
     received_at: float
-    adverts_seen: int = 1
     rtt_s: float | None = None
     loss: float = 0.0
     measured_at: float | None = None
@@ -83,7 +82,6 @@ class Registry:
             self._entries[advert.node_id] = RegistryEntry(advert, now)
         elif advert.sequence > entry.advert.sequence or advert.timestamp > entry.advert.timestamp:
             entry.advert, entry.received_at = advert, now
-            entry.adverts_seen += 1
         else:
             return False
         self._changed.set()
@@ -127,7 +125,7 @@ class Registry:
     def restore(self, advert: ServiceAdvertisement) -> None:
         """Reload a persisted advertisement after a restart: stale until the node advertises again (FR-010)."""
         if advert.node_id not in self._entries:
-            self._entries[advert.node_id] = RegistryEntry(advert, received_at=0.0, adverts_seen=0)
+            self._entries[advert.node_id] = RegistryEntry(advert, received_at=0.0)
 
     def status(self, node_id: str) -> NodeStatus:
         """``stale`` when the last advertisement is older than the TTL, else the advertised availability.

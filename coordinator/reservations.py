@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from compiler.ir import CircuitIR
-from coordinator.fidelity import gate_arity
+from compiler.capability import gate_arity
 from compiler.plan import FragmentPlan, Plan
 from protocol.advert import ServiceAdvertisement
 from protocol.reservation import OperationSummary, ReserveRequest, ReserveResponse

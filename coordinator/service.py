@@ -36,7 +36,7 @@ from coordinator.jobs import ErrorInfo, FragmentRecord, JobOptions, JobRecord, J
 from coordinator.metrics import Metrics
 from coordinator.queue import JobQueue, QueueFull
 from coordinator.registry import Registry
-from coordinator.reservations import ReserveCall, Reservations, Reserver
+from coordinator.reservations import EventSink, ReserveCall, Reservations, Reserver
 from coordinator.runtime import Execution, FragmentFailed, Invoker, RetryPolicy, execute_plan
 from coordinator.store import JobStore
 
@@ -343,11 +343,7 @@ class CoordinatorService:
             return plan, Reservations()
         reserve = self.reserve
 
-        async def record(kind: str, fragment_id: str, node_id: str, reservation_id: str, start: float, end: float,
-                         reason: str | None) -> None:
-            await self.store.record_reservation(job_id, kind, fragment_id, node_id, reservation_id, start, end, reason)
-
-        reserver = Reserver(reserve, record)
+        reserver = Reserver(reserve, self._reservation_sink(job_id))
         refused: set[str] = set()
         for _ in range(self.settings.runtime.max_fallbacks + 1):
             adverts = {n.node_id: n for n in self.registry.query(include_unavailable=True)}
@@ -361,18 +357,23 @@ class CoordinatorService:
             plan = await trio.to_thread.run_sync(self.plan_for, ir, frozenset(refused), options)
         raise InfeasiblePlanError("no_nodes", f"nodes kept refusing reservations: {sorted(refused)}")
 
-    async def _release(self, job_id: str, reservations: Reservations, records: list[FragmentRecord]) -> None:
-        """Mark consumed windows and release the unused ones (FR-005)."""
-        if self.reserve is None or not reservations.granted:
-            return
+    def _reservation_sink(self, job_id: str) -> EventSink:
+        """Persists the reservation events of ``job_id`` (FR-005)."""
 
         async def record(kind: str, fragment_id: str, node_id: str, reservation_id: str, start: float, end: float,
                          reason: str | None) -> None:
             await self.store.record_reservation(job_id, kind, fragment_id, node_id, reservation_id, start, end, reason)
 
+        return record
+
+    async def _release(self, job_id: str, reservations: Reservations, records: list[FragmentRecord]) -> None:
+        """Mark consumed windows and release the unused ones (FR-005)."""
+        if self.reserve is None or not reservations.granted:
+            return
+
         consumed = {r.fragment_id for r in records if r.status == "DONE" and r.fallback == 0}
         with trio.CancelScope(shield=True), trio.move_on_after(10):
-            await Reserver(self.reserve, record).release(job_id, reservations, keep=consumed)
+            await Reserver(self.reserve, self._reservation_sink(job_id)).release(job_id, reservations, keep=consumed)
 
     async def _execute_with_fallback(
         self, job_id: str, job: JobRecord, ir: CircuitIR, plan: Plan, reservations: Reservations | None = None,

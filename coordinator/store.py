@@ -166,14 +166,8 @@ class JobStore:
         await self._run(lambda: self._conn.execute("UPDATE jobs SET plan_json=? WHERE job_id=?", (plan_json, job_id)))
 
     async def complete(self, job_id: str, result: JobResult, updated_at: float) -> None:
-        """Store the result and mark the job COMPLETED in one transaction."""
-
-        await self._run(
-            lambda: self._conn.execute(
-                "UPDATE jobs SET state=?, updated_at=?, result_json=? WHERE job_id=?",
-                (JobState.COMPLETED.value, updated_at, result.model_dump_json(), job_id),
-            )
-        )
+        """Store the result and mark the job COMPLETED in one transaction (with its event)."""
+        await self.set_state(job_id, JobState.COMPLETED, updated_at, result=result)
 
     async def get_job(self, job_id: str) -> JobRecord | None:
         """The job, or None if unknown."""
