@@ -7,11 +7,12 @@ returned by the API as is.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from compiler.cost import CostBreakdown, CostWeights
+from compiler.cost import ZERO, CostBreakdown, CostWeights, Terms, add
 from protocol.execute import Representation
 
 
@@ -59,15 +60,23 @@ class FragmentPlan(BaseModel):
             moved off this fragment's node to make room (also in ``teleports``).
         estimated_fidelity: ``exp(-(cost.fidelity_risk + cost.entanglement))``:
             the node's gate (or readout) fidelities over the translated gates
-            times the link fidelity of each teleport, in [0, 1].
-        cost: this step's cost terms (gates, invocation, and the teleports
-            right before it; for the readout, the readout of every
-            measurement where its qubit resides) and weighted total.
+            (and the routing SWAPs) times the link fidelity of each teleport,
+            in [0, 1].
+        cost: this step's cost terms (gates, routing SWAPs, invocation, and
+            the teleports right before it; for the readout, the readout of
+            every measurement where its qubit resides) and weighted total.
         translated_ops: native gate counts after translation to the node's
             native gates (``transpile(..., basis_gates=native,
             optimization_level=0)``, summed per gate from
             :mod:`compiler.translation`); ``{"measure": k}`` for the readout.
+            Routing SWAPs are not included (see ``routing_swaps``).
         translated_size: sum of ``translated_ops``.
+        routing_swaps: SWAPs the node inserts to route this fragment on its
+            advertised ``coupling_map`` (FR-016, :mod:`compiler.routing`; the
+            node runs the same routine and reports its count); 0 on a node
+            without a coupling map. Each costs 3 two-qubit gates at the
+            node's ``gate_2q`` fidelity and duration, included in ``cost``
+            and ``estimated_fidelity``.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -86,6 +95,7 @@ class FragmentPlan(BaseModel):
     cost: CostBreakdown
     translated_ops: dict[str, int] = Field(default_factory=dict)
     translated_size: int = Field(default=0, ge=0)
+    routing_swaps: int = Field(default=0, ge=0)
 
     @property
     def ebits(self) -> int:
@@ -114,6 +124,7 @@ class Plan(BaseModel):
         final_residency: per circuit qubit, the node it resides on at readout
             (untouched qubits are placed there for free); each measurement
             is read on its qubit's node.
+        routing_swaps: sum of the fragments' ``routing_swaps`` (FR-016).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -132,6 +143,7 @@ class Plan(BaseModel):
     algorithm: str
     seed: int = 0
     final_residency: tuple[str, ...] = ()
+    routing_swaps: int = Field(default=0, ge=0)
 
     @property
     def nodes(self) -> tuple[str, ...]:
@@ -143,3 +155,14 @@ class Plan(BaseModel):
         import json
 
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def summarize(fragments: Iterable[FragmentPlan], weights: CostWeights) -> tuple[CostBreakdown, float]:
+    """A plan's totals: the fragments' cost terms summed in order (weighted), and the product
+    of their estimated fidelities."""
+    totals: Terms = ZERO
+    estimated = 1.0
+    for f in fragments:
+        totals = add(totals, f.cost.terms)
+        estimated *= f.estimated_fidelity
+    return CostBreakdown.of(totals, weights), estimated

@@ -33,7 +33,17 @@ Steps:
    returned, else an error names the best achievable fidelity;
 8. a final ``readout`` fragment when the circuit measures anything, run on
    the node holding most measured qubits; its estimate reads each measured
-   qubit on the node where it resides.
+   qubit on the node where it resides;
+9. routing (FR-016, :func:`compiler.routing.route_plan`), a post-placement
+   pass over the chosen plan: each gate fragment placed on a node that
+   advertises a ``coupling_map`` gets the number of SWAPs that node inserts
+   (the node runs the same routine) in ``routing_swaps``, and their cost
+   (3 two-qubit gates each) is added to the fragment's and the plan's cost
+   and estimated fidelity. The search of steps 4-7 does not see routing
+   cost: it may prefer a device node whose coupling map then costs SWAPs.
+   With ``min_fidelity`` set, a routed plan that falls below the floor is
+   an ``InfeasiblePlanError("min_fidelity")``. Plans without coupling-map
+   nodes skip this step entirely.
 """
 
 from __future__ import annotations
@@ -54,7 +64,6 @@ from compiler.cost import (
     CostBreakdown,
     CostWeights,
     Terms,
-    add,
     fragment_terms,
     node_cost,
 )
@@ -63,7 +72,8 @@ from compiler.errors import InfeasiblePlanError
 from compiler.ir import CircuitIR
 from compiler.partition import AcceptsFragment, split_fragments
 from compiler.placement import NodeView, describe_native_sets, no_candidate, node_label
-from compiler.plan import FragmentPlan, Plan, Teleport
+from compiler.plan import FragmentPlan, Plan, Teleport, summarize
+from compiler.routing import route_plan
 from compiler.search import (
     INF,
     Decision,
@@ -550,7 +560,17 @@ def plan_circuit(
     floor = options.min_fidelity
     if floor is not None and math.exp(-_fidelity_nats(chosen.evaluation)) < floor:
         chosen = _meet_floor(model, solved, floor)
-    return _assemble(ir, chosen, model, representation, options)
+    plan = route_plan(_assemble(ir, chosen, model, representation, options), ir, model.adverts)
+    if floor is not None and plan.routing_swaps and plan.estimated_fidelity < floor:
+        raise InfeasiblePlanError(
+            "min_fidelity",
+            f"no plan meets min_fidelity {floor:.6g}: the plan found has estimated fidelity "
+            f"{plan.estimated_fidelity:.6g} once its {plan.routing_swaps} routing SWAPs on the nodes' "
+            "coupling maps are counted (the placement search does not see routing cost); lower "
+            f"min_fidelity to at most {plan.estimated_fidelity:.6g}, or add nodes with all-to-all "
+            "connectivity or higher 2-qubit fidelity",
+        )
+    return plan
 
 
 def planning_instances(
@@ -699,11 +719,7 @@ def _assemble(
                 translated_size=len(ir.measurements),
             )
         )
-    totals: Terms = (0.0, 0.0, 0.0, 0.0)
-    estimated = 1.0
-    for f in fragments:
-        totals = add(totals, f.cost.terms)
-        estimated *= f.estimated_fidelity
+    cost, estimated = summarize(fragments, weights)
     return Plan(
         circuit_name=ir.name,
         num_qubits=ir.num_qubits,
@@ -715,7 +731,7 @@ def _assemble(
         total_ebits=sum(f.ebits for f in fragments),
         estimated_fidelity=estimated,
         weights=weights,
-        cost=CostBreakdown.of(totals, weights),
+        cost=cost,
         algorithm=chosen.algorithm,
         seed=options.seed,
         final_residency=tuple(ids[r] for r in evaluation.final),

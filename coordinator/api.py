@@ -117,6 +117,8 @@ class NodeView(BaseModel):
     degraded: list[str] = Field(default_factory=list, description="why the node gets no new fragments (FR-008)")
     rtt_ms: float | None = Field(default=None, description="latest median libp2p ping round trip, milliseconds")
     loss: float = Field(default=0.0, description="fraction of the latest probes lost, in [0, 1]")
+    coupling_map: list[tuple[int, int]] | None = Field(
+        default=None, description="advertised coupled qubit pairs (FR-016); null: all-to-all")
 
 
 class NodeList(BaseModel):
@@ -459,4 +461,5 @@ def _node_view(advert: ServiceAdvertisement, status: str, age_s: float) -> NodeV
         node_id=advert.node_id, name=advert.name, status=status, native_gates=list(advert.native_gates),
         qubits=advert.qubit_range.max, fidelity=advert.fidelity.model_dump(), advert_age_s=round(age_s, 3),
         addrs=list(advert.addrs), executor=advert.executor,
+        coupling_map=None if advert.coupling_map is None else list(advert.coupling_map),
     )

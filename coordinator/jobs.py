@@ -56,7 +56,10 @@ class FragmentRecord(BaseModel):
 
     ``started_at`` / ``ended_at`` are Unix seconds; ``round_trip_s`` is the
     coordinator-measured invocation time and ``simulation_s`` the node's
-    simulator time, both in seconds.
+    simulator time, both in seconds. ``planned_routing_swaps`` is the plan's
+    ``FragmentPlan.routing_swaps`` and ``routing_swaps`` the SWAPs the node
+    reports it inserted (FR-016; None until it ran, and from nodes without a
+    coupling map); the two are equal for a node running qb2's device model.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -78,6 +81,8 @@ class FragmentRecord(BaseModel):
     native_op_counts: dict[str, int] = Field(default_factory=dict)
     round_trip_s: float | None = None
     simulation_s: float | None = None
+    planned_routing_swaps: int = Field(default=0, description="SWAPs the plan predicts on the node's coupling map")
+    routing_swaps: int | None = Field(default=None, description="SWAPs the node reported it inserted (FR-016)")
 
 
 class JobResult(BaseModel):

@@ -142,7 +142,7 @@ async def execute_plan(
     records = {
         f.fragment_id: FragmentRecord(
             fragment_id=fragment_prefix + f.fragment_id, kind=f.kind, node_id=f.node_id, qubits=f.qubits,
-            ebits=f.ebits, operation_indices=f.operation_indices,
+            ebits=f.ebits, operation_indices=f.operation_indices, planned_routing_swaps=f.routing_swaps,
         )
         for f in plan.fragments
     }
@@ -202,6 +202,7 @@ async def execute_plan(
             raise
         record.native_op_counts = dict(response.native_op_counts)
         record.simulation_s = response.simulation_s
+        record.routing_swaps = response.routing_swaps
         await _finish(record, "DONE", None, on_record)
         done_operations.update(fragment.operation_indices)
         return response

@@ -10,9 +10,17 @@ another.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from protocol.ids import PROTOCOL_VERSION, major
 
@@ -63,6 +71,11 @@ class QubitRange(BaseModel):
 
 Availability = Literal["available", "busy", "draining"]
 
+#: One coupled pair of a node's qubits, ``(a, b)``: its 2-qubit native gates act on ``a, b`` in that order.
+QubitPair = tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]
+#: Most pairs a coupling map may list: every ordered pair of 64 qubits.
+MAX_COUPLING_PAIRS = 64 * 63
+
 
 class ServiceAdvertisement(BaseModel):
     """One node's advertised capabilities (FR-001).
@@ -81,6 +94,17 @@ class ServiceAdvertisement(BaseModel):
         executor: simulator backend, e.g. ``"aer"``.
         gate_times: native operation durations in microseconds.
         price: optional price per shot in arbitrary credits (>= 0).
+        coupling_map: the qubit pairs the node's 2-qubit native gates act on
+            (FR-016), or None for all-to-all connectivity (every synthetic
+            node). Pairs are directed, ``[a, b]`` = the gates act on ``(a, b)``
+            in that order; a node whose gates work both ways lists both
+            ``[a, b]`` and ``[b, a]``. Routing ignores direction. Qubits are
+            numbered ``0..qubit_range.max-1`` in the node's *placement order*:
+            every qubit ``k > 0`` is coupled to a qubit ``< k``, and an
+            ``m``-qubit fragment runs on qubits ``0..m-1`` (its ``j``-th
+            smallest qubit on qubit ``j``), so the coordinator can predict
+            the node's routing SWAPs (:mod:`compiler.routing`). Sorted on
+            parsing. Added in protocol 1.2.0.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -99,6 +123,10 @@ class ServiceAdvertisement(BaseModel):
     gate_times: GateTimes = GateTimes()
     price: float | None = Field(default=None, ge=0.0)
     name: str = Field(default="", max_length=64, description="Human-readable node label")
+    coupling_map: tuple[QubitPair, ...] | None = Field(
+        default=None, max_length=MAX_COUPLING_PAIRS,
+        description="coupled qubit pairs (directed) in placement order; None = all-to-all",
+    )
 
     @field_validator("node_id")
     @classmethod
@@ -115,6 +143,40 @@ class ServiceAdvertisement(BaseModel):
                 raise ValueError(f"native gate name {gate!r} is not a lowercase identifier")
         if len(set(value)) != len(value):
             raise ValueError("native_gates contains duplicates")
+        return tuple(sorted(value))
+
+    @field_validator("coupling_map")
+    @classmethod
+    def _coupling(cls, value: tuple[tuple[int, int], ...] | None,
+                  info: ValidationInfo) -> tuple[tuple[int, int], ...] | None:
+        if value is None:
+            return None
+        seen: set[tuple[int, int]] = set()
+        for a, b in value:
+            if a == b:
+                raise ValueError(f"coupling_map pair [{a}, {b}] couples qubit {a} to itself")
+            if (a, b) in seen:
+                raise ValueError(f"coupling_map lists the pair [{a}, {b}] twice")
+            seen.add((a, b))
+        qubit_range = info.data.get("qubit_range")
+        if qubit_range is None:  # qubit_range itself is invalid; that error is reported
+            return tuple(sorted(value))
+        width = qubit_range.max
+        for a, b in value:
+            if max(a, b) >= width:
+                raise ValueError(
+                    f"coupling_map pair [{a}, {b}] names qubit {max(a, b)} but qubit_range.max is {width} "
+                    f"(qubits 0..{width - 1})"
+                )
+        has_lower = {max(a, b) for a, b in value}  # qubits coupled to a lower-numbered qubit
+        for k in range(1, width):
+            if k not in has_lower:
+                lower = "qubit 0" if k == 1 else f"any of qubits 0..{k - 1}"
+                raise ValueError(
+                    f"coupling_map does not couple qubit {k} to {lower}; number the qubits "
+                    "in placement order (each qubit coupled to a lower one, so qubits 0..m-1 are connected "
+                    "for every m) and advertise only connected qubits"
+                )
         return tuple(sorted(value))
 
     @field_validator("protocol_version")

@@ -94,6 +94,10 @@ class ExecuteResponse(BaseModel):
             gate set, e.g. ``{"rz": 12, "sx": 4, "cx": 3}``.
         simulation_s: wall time the simulator spent, in seconds.
         counts: readout outcomes (readout fragments only).
+        routing_swaps: SWAPs the node inserted to route a gate fragment on
+            its coupling map (FR-016; included in ``native_op_counts`` as
+            native gates); None (omitted on the wire) from a node without
+            a coupling map and for readouts. Added in protocol 1.2.0.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -106,3 +110,4 @@ class ExecuteResponse(BaseModel):
     native_op_counts: dict[str, int] = {}
     simulation_s: float = 0.0
     counts: dict[str, int] = {}
+    routing_swaps: int | None = Field(default=None, ge=0)

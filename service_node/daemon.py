@@ -100,6 +100,8 @@ class ServiceNode:
             addrs=tuple(str(a) for a in self.host.get_addrs()),
             gate_times=profile.gate_times,
             executor=profile.executor,
+            # FR-016: a device node's coupling map in placement order; synthetic nodes are all-to-all
+            coupling_map=None if self.qpu.device is None else self.qpu.device.advertised_coupling(profile.qubits),
         )
 
     async def _admit(
@@ -234,7 +236,7 @@ class ServiceNode:
     async def publish_advertisement(self) -> None:
         """Publish the current advertisement once (logged, not raised, when no peer listens yet)."""
         try:
-            await self.pubsub.publish(ADVERT_TOPIC, self.advertisement().model_dump_json().encode())
+            await self.pubsub.publish(ADVERT_TOPIC, self.advertisement().model_dump_json(exclude_none=True).encode())
         except Exception as exc:  # no peers yet: the periodic advertiser retries
             log.debug("advertisement not published", extra={"reason": repr(exc)})
 
@@ -284,7 +286,7 @@ class ServiceNode:
                     log.info("connected to bootstrap peer", extra={"peer_id": info.peer_id.to_base58()})
                     with trio.move_on_after(5):
                         await self.pubsub.wait_for_subscription(info.peer_id, ADVERT_TOPIC, timeout=5.0)
-                    await self.pubsub.publish(ADVERT_TOPIC, self.advertisement().model_dump_json().encode())
+                    await self.pubsub.publish(ADVERT_TOPIC, self.advertisement().model_dump_json(exclude_none=True).encode())
                 except Exception as exc:
                     log.warning("bootstrap dial failed", extra={"peer_id": info.peer_id.to_base58(), "reason": repr(exc)})
             await trio.sleep(min(1.0, self.settings.discovery.advert_interval_s))

@@ -6,9 +6,12 @@ A node started with ``--device fake_manila`` is a model of that IBM device:
   standard unitary gate names, width = its qubit count, per-class fidelities
   and gate times from its calibration (see :func:`device_profile` for the
   exact formulas);
-* **connectivity**: a fragment's qubits are placed on a connected set of
-  physical qubits and routed with Qiskit's transpiler on the device's coupling
-  map (SWAPs are inserted and counted as native gates);
+* **connectivity**: the node advertises the device's coupling map
+  (:meth:`DeviceModel.advertised_coupling`, in placement order); a fragment's
+  qubits are placed on a connected set of physical qubits and routed on that
+  map by :func:`compiler.routing.route_fragment`, the routine the planner
+  also uses to count the plan's routing SWAPs (SWAPs are inserted, reported
+  in ``ExecuteResponse.routing_swaps`` and counted as native gates);
 * **noise**: the calibrated errors of the physical qubits used, as Aer builds
   them for ``NoiseModel.from_backend(backend)`` (depolarizing gate error
   combined with thermal relaxation from T1/T2 and gate durations; per-qubit
@@ -27,14 +30,21 @@ order), not the device's. The ``m`` distinct qubits the fragment acts on
 ("active" qubits, sorted) are the ones placed on the device:
 
 1. the first ``m`` physical qubits in breadth-first order from physical qubit
-   0 over the (undirected) coupling graph are chosen; they are always
-   connected (for a linear device such as fake_manila they are ``0..m-1``);
-   a fragment wider than the device fails with code ``capacity``;
-2. the fragment, relabelled onto ``0..m-1``, is transpiled against the
-   device's ``Target`` restricted to those physical qubits, with the trivial
-   initial layout (active qubit ``j`` -> chosen physical qubit ``j``), SABRE
-   routing (fixed seed, so reproducible) and ``optimization_level=1``;
-3. routing leaves logical qubit ``j`` on wire ``final_index_layout()[j]``;
+   0 over the (undirected) coupling graph are chosen
+   (:func:`compiler.routing.placement_order`); they are always connected
+   (for a linear device such as fake_manila they are ``0..m-1``); a fragment
+   wider than the device fails with code ``capacity``. This order is also
+   the advertised numbering: advertised qubit ``j`` is physical qubit
+   ``order[j]``;
+2. the fragment, relabelled onto ``0..m-1`` (active qubit ``j`` -> chosen
+   physical qubit ``j``), is routed by :func:`compiler.routing.route_fragment`
+   on the coupling map restricted to those qubits (SABRE, fixed seed and
+   trial count, so reproducible, and exactly what the planner predicts),
+   then transpiled against the device's ``Target`` restricted to those
+   physical qubits with the trivial layout and ``optimization_level=1``
+   (translation to the calibrated native gates; the circuit is already
+   mapped, so this inserts no SWAP: checked);
+3. routing leaves logical qubit ``j`` on wire ``final[j]``;
    noiseless SWAPs appended after the routed circuit undo that permutation,
    so the returned state keeps the coordinator's qubit order. They are
    bookkeeping (relabelling which physical qubit holds which logical qubit),
@@ -56,7 +66,6 @@ import difflib
 import math
 import threading
 import warnings
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -71,6 +80,14 @@ from qiskit.transpiler import Target
 from qiskit.transpiler.exceptions import TranspilerError
 from qiskit_aer.noise import NoiseModel, QuantumError, ReadoutError
 
+from compiler.routing import (
+    ROUTING_SEED,
+    OpKey,
+    local_ops,
+    placement_order,
+    restrict,
+    route_fragment,
+)
 from protocol.advert import Fidelities, GateTimes
 from protocol.execute import GateOp
 from service_node.config import NodeConfigError, NodeProfile, NodeSettings
@@ -95,8 +112,8 @@ EXECUTORS = ("aer", "aer-gpu")
 _MAX_PROFILE_QUBITS: int = next(
     m.le for m in NodeProfile.model_fields["qubits"].metadata if getattr(m, "le", None) is not None
 )
-#: SABRE seed: routing is deterministic so identical inputs give identical native circuits.
-_ROUTING_SEED = 11
+#: Transpiler seed (the routing itself is :mod:`compiler.routing`'s, with the same seed).
+_ROUTING_SEED = ROUTING_SEED
 #: NodeProfile keys a device node takes from its calibration (overrides are refused).
 _CALIBRATED_KEYS = ("native_gates", "fidelity", "gate_times")
 
@@ -326,7 +343,8 @@ class DeviceFragment:
             state qubit; None for a noiseless device model or an empty fragment.
         physical_qubits: physical qubit of each active qubit, in active (sorted) order.
         active_qubits: the fragment's distinct state qubits, sorted.
-        swaps: SWAPs the router inserted.
+        swaps: SWAPs the router inserted (:func:`compiler.routing.route_fragment`;
+            the planner's ``FragmentPlan.routing_swaps`` for the same fragment).
     """
 
     circuit: QuantumCircuit
@@ -376,9 +394,9 @@ class DeviceModel:
                 pairs.update(q for q, p in self.target[gate].items() if q is not None and not _faulty(p))
         self.coupling: tuple[tuple[int, int], ...] = tuple(sorted(pairs))
         self.noisy = bool(noise)
-        self._order = self._bfs_order()
+        self._order = placement_order(self.num_qubits, self.coupling)
         self._lock = threading.Lock()
-        self._routed: dict[tuple[tuple[GateOp, ...], int], _Routed] = {}
+        self._routed: dict[tuple[tuple[OpKey, ...], int], _Routed] = {}
         self._targets: dict[int, Target] = {}
         self._noise: dict[tuple[int, ...], NoiseModel | None] = {}
         self._readout: dict[tuple[int, ...], NoiseModel | None] = {}
@@ -389,23 +407,6 @@ class DeviceModel:
         return f"DeviceModel({self.name!r}, qubits={self.num_qubits}, noise={self.noisy})"
 
     # ----------------------------------------------------------------- layout
-
-    def _bfs_order(self) -> tuple[int, ...]:
-        neighbours: dict[int, set[int]] = {q: set() for q in range(self.num_qubits)}
-        for a, b in self.coupling:
-            neighbours[a].add(b)
-            neighbours[b].add(a)
-        seen = [0] if self.num_qubits else []
-        queue = deque(seen)
-        visited = set(seen)
-        while queue:
-            q = queue.popleft()
-            for nb in sorted(neighbours[q]):
-                if nb not in visited:
-                    visited.add(nb)
-                    seen.append(nb)
-                    queue.append(nb)
-        return tuple(seen)
 
     @property
     def max_fragment_qubits(self) -> int:
@@ -426,6 +427,16 @@ class DeviceModel:
                 "capacity", f"a {k}-qubit fragment does not fit on device {self.name} ({len(self._order)} connected qubits)"
             )
         return self._order[:k]
+
+    def advertised_coupling(self, k: int | None = None) -> tuple[tuple[int, int], ...]:
+        """The coupling map the node advertises for its first ``k`` qubits (default: all it holds).
+
+        Advertised qubit ``j`` is physical qubit ``physical_qubits(k)[j]``
+        (placement order), so every advertised qubit ``j > 0`` is coupled to
+        a lower one, as :class:`protocol.advert.ServiceAdvertisement` requires;
+        directed pairs, sorted (:func:`compiler.routing.restrict`).
+        """
+        return restrict(self.coupling, self.physical_qubits(len(self._order) if k is None else k))
 
     def _sub_target(self, m: int) -> Target:
         """The device target restricted to ``physical_qubits(m)``, relabelled ``0..m-1``."""
@@ -453,21 +464,25 @@ class DeviceModel:
 
     # ----------------------------------------------------------------- compile
 
-    def _route(self, ops: tuple[GateOp, ...], m: int) -> _Routed:
+    def _route(self, ops: tuple[OpKey, ...], m: int) -> _Routed:
+        """Route ``ops`` (on ``0..m-1``) with the planner's routine, then translate to the device target."""
         key = (ops, m)
         cached = self._routed.get(key)
         if cached is not None:
             return cached
-        logical = _logical_circuit(ops, m)
-        inserted: list[int] = []
+        try:
+            routed = route_fragment(ops, m, restrict(self.coupling, self.physical_qubits(m)))
+        except ValueError as exc:
+            raise FragmentError("unsupported_gate", f"fragment cannot be routed on device {self.name}: {exc}") from None
+        extra: list[int] = []
 
         def after_pass(pass_: object, dag: Any, **_: object) -> None:
-            if type(pass_).__name__ == "SabreSwap":  # the routing stage's pass
-                inserted.append(int(dag.count_ops().get("swap", 0)))
+            if type(pass_).__name__ == "SabreSwap":  # the circuit is mapped: routing must not run again
+                extra.append(int(dag.count_ops().get("swap", 0)))
 
         try:
-            routed = transpile(
-                logical,
+            native = transpile(
+                routed.circuit,
                 target=self._sub_target(m),
                 initial_layout=list(range(m)),
                 routing_method="sabre",
@@ -479,19 +494,31 @@ class DeviceModel:
             raise FragmentError(
                 "unsupported_gate", f"fragment cannot be compiled for device {self.name}: {exc}"
             ) from None
-        if routed.num_qubits != m:  # pragma: no cover - guard: the target has exactly m qubits
-            raise FragmentError("internal", f"routing produced {routed.num_qubits} qubits, expected {m}")
-        final = tuple(routed.layout.final_index_layout()) if routed.layout is not None else tuple(range(m))
-        counts = {name: int(c) for name, c in sorted(routed.count_ops().items())}
-        swaps = sum(inserted)
-        # The router's swaps are decomposed into native gates by the translation stage,
+        if native.num_qubits != m:  # pragma: no cover - guard: the target has exactly m qubits
+            raise FragmentError("internal", f"routing produced {native.num_qubits} qubits, expected {m}")
+        moved = tuple(native.layout.final_index_layout()) if native.layout is not None else tuple(range(m))
+        if any(extra) or moved != tuple(range(m)):  # pragma: no cover - guard
+            raise FragmentError("internal", f"device translation re-routed a mapped fragment on {self.name}")
+        counts = {name: int(c) for name, c in sorted(native.count_ops().items())}
+        # The router's swaps are decomposed into native gates by the translation,
         # so ``counts`` carries them as native gates (3 cx per swap on cx devices).
-        result = _Routed(routed, final, counts, swaps)
+        result = _Routed(native, routed.final, counts, routed.swaps)
         with self._lock:
             if len(self._routed) > 4096:
                 self._routed.clear()
             self._routed.setdefault(key, result)
         return result
+
+    def routing_swaps(self, ops: Sequence[GateOp]) -> int:
+        """SWAPs the node inserts to route ``ops`` (state qubits), as :meth:`compile_fragment` reports.
+
+        Memoised with the compiled fragment, so asking after running it is free.
+
+        Raises:
+            FragmentError: as :meth:`compile_fragment` (``capacity``, ``unsupported_gate``).
+        """
+        keyed, m = local_ops(ops)
+        return self._route(keyed, m).swaps if m else 0
 
     def compile_fragment(self, ops: Sequence[GateOp], num_qubits: int) -> DeviceFragment:
         """Place, route and translate a fragment for this device (module docstring, steps 1-4).
@@ -516,13 +543,9 @@ class DeviceModel:
         circuit = _circuit_q(num_qubits)
         if not active:
             return DeviceFragment(circuit, {}, None, (), (), 0)
-        m = len(active)
+        keyed, m = local_ops(ops)  # active qubit j -> j
         phys = self.physical_qubits(m)
-        local = {q: j for j, q in enumerate(active)}
-        relabelled = tuple(
-            GateOp(name=op.name, qubits=tuple(local[q] for q in op.qubits), params=op.params) for op in ops
-        )
-        routed = self._route(relabelled, m)
+        routed = self._route(keyed, m)
         wires = [circuit.qubits[q] for q in active]
         circuit.compose(routed.circuit, qubits=wires, inplace=True)
         for a, b in _undo_swaps(routed.final):

@@ -18,9 +18,13 @@ from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel
 from qiskit_ibm_runtime.fake_provider import FakeLagosV2, FakeManilaV2, FakeSherbrooke
 
+from compiler import CircuitIR, PlannerOptions, plan_circuit
+from compiler.ir import Measurement, Operation
 from coordinator.client import Client
 from coordinator.cluster import LocalCluster, _die_with_parent, _wait_for_file
+from protocol.advert import ServiceAdvertisement
 from protocol.execute import ClbitRegister, ExecuteRequest, GateOp
+from protocol.framing import encode_frame
 from protocol.state import pack_state, unpack_state, zero_state
 from service_node.config import NodeConfigError, load_node_settings
 from service_node.devices import (
@@ -180,6 +184,67 @@ def test_ideal_device_equals_statevector_for_a_routed_fragment(device: str, n: i
     dm = apply_gates(rho.data, "density_matrix", n, ops, model.native_gates, None, device_model=model)
     assert np.max(np.abs(dm.state - rho.evolve(_logical_circuit(ops, n)).data)) < 1e-9
     assert dm.native_op_counts == out.native_op_counts
+
+
+def _ir(ops) -> CircuitIR:
+    n = 1 + max(q for o in ops for q in o.qubits)
+    return CircuitIR(num_qubits=n, num_clbits=n, operations=tuple(Operation(o.name, o.qubits, o.params) for o in ops),
+                     measurements=tuple(Measurement(q, q) for q in range(n)))
+
+
+def _device_advert(model, qubits: int) -> ServiceAdvertisement:
+    profile = model.profile()
+    return ServiceAdvertisement(
+        node_id=NODE_ID, native_gates=tuple(profile.native_gates), fidelity=profile.fidelity,
+        qubit_range={"min": 1, "max": qubits}, gate_times=profile.gate_times, timestamp=1.0,
+        coupling_map=model.advertised_coupling(qubits),
+    )
+
+
+FAN_OUT = (op("h", 0), op("cx", 0, 1), op("cx", 0, 2), op("cx", 0, 3), op("cx", 0, 4))
+
+
+@pytest.mark.parametrize("device", ["fake_manila", "fake_lagos", "fake_sherbrooke"])
+def test_plan_routing_swaps_equal_the_swaps_the_device_node_inserts(device: str) -> None:
+    """FR-016: the plan counts exactly the SWAPs the node's DeviceModel inserts, fragment by fragment."""
+    model = load_device(device, noise=False)
+    qpu = SimulatedQPU.from_profile(NODE_ID, load_device_node_settings(device, noise=False).node)
+    ir = _ir(FAN_OUT + ROUTED_OPS + FAN_OUT[::-1])
+    advert = _device_advert(load_device(device), 5)  # calibrated fidelities; same coupling map
+    plan = plan_circuit(ir, [advert], PlannerOptions(max_fragment_qubits=5, max_fragment_ops=6))
+    gates = [f for f in plan.fragments if f.kind == "gates"]
+    assert len(gates) >= 3 and plan.routing_swaps == sum(f.routing_swaps for f in gates) > 0
+    for f in gates:
+        ops = tuple(GateOp(name=ir.operations[i].name, qubits=ir.operations[i].qubits,
+                           params=ir.operations[i].params) for i in f.operation_indices)
+        assert model.compile_fragment(ops, ir.num_qubits).swaps == f.routing_swaps, f.fragment_id
+        # what the node reports back over the wire (the runtime records it next to the plan's count)
+        request = ExecuteRequest(job_id="j", fragment_id=f.fragment_id, kind="gates", representation="statevector",
+                                 num_qubits=ir.num_qubits, ops=ops)
+        header, _ = handle_execute(qpu, request, pack_state(zero_state("statevector", ir.num_qubits)))
+        assert header.ok and header.routing_swaps == f.routing_swaps
+    # the same plan on the same node without its coupling map: no SWAPs, a higher estimate
+    flat = plan_circuit(ir, [advert.model_copy(update={"coupling_map": None})],
+                        PlannerOptions(max_fragment_qubits=5, max_fragment_ops=6))
+    assert flat.routing_swaps == 0 and flat.estimated_fidelity > plan.estimated_fidelity
+    assert flat.cost.latency_s < plan.cost.latency_s
+    # a synthetic node reports no routing at all
+    plain = SimulatedQPU.from_profile(NODE_ID, load_node_settings("ibm-like").node)
+    header, _ = handle_execute(plain, request, pack_state(zero_state("statevector", ir.num_qubits)))
+    assert header.ok and header.routing_swaps is None
+    assert "routing_swaps" not in encode_frame(header).decode("latin-1")  # omitted on the wire (older peers)
+
+
+@pytest.mark.parametrize(("device", "qubits"), [("fake_manila", 5), ("fake_lagos", 7), ("fake_lagos", 4),
+                                                ("fake_sherbrooke", 24)])
+def test_advertised_coupling_map_is_the_device_map_in_placement_order(device: str, qubits: int) -> None:
+    model = load_device(device)
+    advertised = model.advertised_coupling(qubits)
+    phys = model.physical_qubits(qubits)
+    assert {(phys[a], phys[b]) for a, b in advertised} == {p for p in model.coupling if set(p) <= set(phys)}
+    assert _device_advert(model, qubits).coupling_map == advertised  # a valid advertisement
+    if device == "fake_manila":
+        assert advertised == ((0, 1), (1, 0), (1, 2), (2, 1), (2, 3), (3, 2), (3, 4), (4, 3))
 
 
 def test_faulty_couplers_are_left_out() -> None:
@@ -383,6 +448,7 @@ def test_a_device_node_process_advertises_the_device_and_routes_correctly(device
         assert node["native_gates"] == ["cx", "id", "rz", "sx", "x"] and node["qubits"] == 5
         assert node["executor"] == "aer" and node["name"] == "manila-ideal"
         assert node["fidelity"] == {"gate_1q": 1.0, "gate_2q": 1.0, "readout": 1.0}
+        assert node["coupling_map"] == [[0, 1], [1, 0], [1, 2], [2, 1], [2, 3], [3, 2], [3, 4], [4, 3]]
         job = client.submit(qasm2.dumps(qc), shots=1000, seed=8)
         final = client.wait(job["job_id"], timeout_s=120)
         assert final["state"] == "COMPLETED", final
@@ -396,6 +462,15 @@ def test_a_device_node_process_advertises_the_device_and_routes_correctly(device
             gate_counts[name] = gate_counts.get(name, 0) + n
     assert set(gate_counts) - {"measure"} <= {"cx", "id", "rz", "sx", "x"}
     assert gate_counts["cx"] > 4 + 2  # 4 cx and 2 for the rzz, plus the routing SWAPs
+    # FR-016: the SWAPs the node reports are the ones the plan counted, fragment by fragment
+    gates = [f for f in result["fragments"] if f["kind"] == "gates"]
+    assert all(f["routing_swaps"] == f["planned_routing_swaps"] for f in gates), gates
+    assert sum(f["routing_swaps"] for f in gates) > 0
+    with Client(device_cluster.api_url) as client:
+        plan = client.plan(job["job_id"])
+    assert [(f["fragment_id"], f["routing_swaps"]) for f in plan["fragments"] if f["kind"] == "gates"] == [
+        (f["fragment_id"], f["planned_routing_swaps"]) for f in gates]
+    assert plan["routing_swaps"] == sum(f["routing_swaps"] for f in gates)
 
 
 @pytest.mark.integration

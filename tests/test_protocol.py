@@ -62,6 +62,46 @@ def test_invalid_advertisement_is_rejected_with_the_field(changes: dict, field: 
     assert field in info.value.reason
 
 
+LINE = [[0, 1], [1, 0], [1, 2], [2, 1], [2, 3], [3, 2], [3, 4], [4, 3]]
+
+
+def test_coupling_map_round_trips_and_older_adverts_parse_without_it() -> None:
+    """FR-016: the optional coupling map (protocol 1.2.0); adverts without it mean all-to-all."""
+    advert = parse_advertisement(json.dumps(advert_dict(coupling_map=list(reversed(LINE)))).encode(), NODE)
+    assert advert.coupling_map == tuple(tuple(p) for p in LINE)  # sorted
+    assert parse_advertisement(advert.model_dump_json().encode(), NODE) == advert
+    assert parse_advertisement(advert.model_dump_json(exclude_none=True).encode(), NODE) == advert
+    older = parse_advertisement(json.dumps(advert_dict()).encode(), NODE)  # a 1.0.0 node: no field
+    assert older.coupling_map is None
+    # what nodes publish: a node without a map sends no coupling_map key, so 1.1 coordinators accept it
+    assert "coupling_map" not in older.model_dump_json(exclude_none=True)
+    directed = parse_advertisement(json.dumps(advert_dict(coupling_map=[[1, 0], [1, 2], [3, 1], [4, 2]])).encode(),
+                                   NODE)
+    assert directed.coupling_map == ((1, 0), (1, 2), (3, 1), (4, 2))
+    single = advert_dict(coupling_map=[], qubit_range={"min": 1, "max": 1})
+    assert parse_advertisement(json.dumps(single).encode(), NODE).coupling_map == ()
+
+
+@pytest.mark.parametrize(
+    ("coupling_map", "reason"),
+    [
+        ([[0, 1], [1, 1]], "couples qubit 1 to itself"),
+        ([[0, 1], [1, 2], [0, 1]], "lists the pair [0, 1] twice"),
+        ([[0, 1], [1, 2], [2, 3], [3, 5]], "names qubit 5 but qubit_range.max is 5 (qubits 0..4)"),
+        ([[0, 1], [1, 2], [2, 3]], "does not couple qubit 4 to any of qubits 0..3"),
+        ([[0, 1], [2, 3], [3, 4], [1, 2]][:3], "does not couple qubit 2 to any of qubits 0..1"),
+        ([], "does not couple qubit 1 to qubit 0"),
+        ([[0, -1]], "coupling_map.0.1"),
+        ([[0, 1, 2]], "coupling_map.0"),
+        ("0-1", "coupling_map"),
+    ],
+)
+def test_invalid_coupling_maps_are_rejected_with_the_reason(coupling_map: object, reason: str) -> None:
+    with pytest.raises(AdvertisementRejected) as info:
+        parse_advertisement(json.dumps(advert_dict(coupling_map=coupling_map)).encode(), NODE)
+    assert "invalid field coupling_map" in info.value.reason and reason in info.value.reason, info.value.reason
+
+
 def test_advertisement_from_another_signer_is_rejected() -> None:
     with pytest.raises(AdvertisementRejected, match="not the signing peer"):
         parse_advertisement(json.dumps(advert_dict()).encode(), peer_id("Z"))
