@@ -20,7 +20,7 @@ Modules, one idea each:
 - :mod:`compiler.placement` — node capability views, "no node can run it" errors.
 - :mod:`compiler.search` — placement with qubit residency: exact DP, beam, baselines.
 - :mod:`compiler.routing` — SWAP routing on a node's coupling map (FR-016),
-  shared with device nodes; the plan's post-placement routing pass.
+  shared with device nodes; the planner charges its SWAPs in the search.
 - :mod:`compiler.planner` — :func:`plan_circuit` and :class:`PlannerOptions`.
 """
 

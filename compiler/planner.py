@@ -34,16 +34,13 @@ Steps:
 8. a final ``readout`` fragment when the circuit measures anything, run on
    the node holding most measured qubits; its estimate reads each measured
    qubit on the node where it resides;
-9. routing (FR-016, :func:`compiler.routing.route_plan`), a post-placement
-   pass over the chosen plan: each gate fragment placed on a node that
-   advertises a ``coupling_map`` gets the number of SWAPs that node inserts
-   (the node runs the same routine) in ``routing_swaps``, and their cost
-   (3 two-qubit gates each) is added to the fragment's and the plan's cost
-   and estimated fidelity. The search of steps 4-7 does not see routing
-   cost: it may prefer a device node whose coupling map then costs SWAPs.
-   With ``min_fidelity`` set, a routed plan that falls below the floor is
-   an ``InfeasiblePlanError("min_fidelity")``. Plans without coupling-map
-   nodes skip this step entirely.
+9. routing (FR-016, :mod:`compiler.routing`): a fragment placed on a node
+   that advertises a ``coupling_map`` needs the SWAPs that node inserts (the
+   node runs the same routine); they are counted per (fragment, node) pair
+   and enter the search as ``3 * swaps`` extra two-qubit gates on that node,
+   so the search, the fidelity floor and the plan's estimates all see the
+   routing cost, and each fragment records its ``routing_swaps``. Nodes
+   without a coupling map cost nothing extra (no Qiskit call).
 """
 
 from __future__ import annotations
@@ -73,7 +70,7 @@ from compiler.ir import CircuitIR
 from compiler.partition import AcceptsFragment, split_fragments
 from compiler.placement import NodeView, describe_native_sets, no_candidate, node_label
 from compiler.plan import FragmentPlan, Plan, Teleport, summarize
-from compiler.routing import route_plan
+from compiler.routing import SWAP_TWO_QUBIT_GATES, fragment_routing_swaps
 from compiler.search import (
     INF,
     Decision,
@@ -332,6 +329,19 @@ class _Model:
             frozenset(g for g, c in self.tables[self.set_of[j]].items() if c is not None)
             for j in range(len(nodes))
         )
+        #: node index -> advertised coupling map, for nodes that have one (FR-016)
+        self.coupled = {j: tuple(n.coupling_map) for j, n in enumerate(nodes) if n.coupling_map is not None}
+        self._swaps: dict[tuple[tuple[int, ...], int], int] = {}
+
+    def routing_swaps(self, operation_indices: tuple[int, ...], j: int) -> int:
+        """SWAPs node ``j`` inserts to route the fragment of ``operation_indices`` (0 without a coupling map)."""
+        coupling = self.coupled.get(j)
+        if coupling is None:
+            return 0
+        key = (operation_indices, j)
+        if key not in self._swaps:
+            self._swaps[key] = fragment_routing_swaps((self.ir.operations[i] for i in operation_indices), coupling)
+        return self._swaps[key]
 
     def views(self) -> tuple[NodeView, ...]:
         return tuple(NodeView(a, s) for a, s in zip(self.adverts, self.supported, strict=True))
@@ -362,6 +372,14 @@ class _Model:
         n2 = (counts @ two)[:, self.set_of]
         unsupported = (counts @ bad)[:, self.set_of] > 0
         cost = self.costs
+        widths = np.array([len(f.qubits) for f in dag.fragments], dtype=np.int64)[:, None]
+        lo = np.array([c.min_width for c in cost])[None, :]
+        hi = np.array([c.capacity for c in cost])[None, :]
+        feasible = (~unsupported) & (widths >= lo) & (widths <= hi)
+        for j in self.coupled:  # routing SWAPs as extra 2-qubit gates (step 9)
+            for f in dag.fragments:
+                if feasible[f.index, j]:
+                    n2[f.index, j] += SWAP_TWO_QUBIT_GATES * self.routing_swaps(f.operation_indices, j)
         t1 = np.array([c.t1_s for c in cost])
         t2 = np.array([c.t2_s for c in cost])
         r1 = np.array([c.r1 for c in cost])
@@ -372,10 +390,6 @@ class _Model:
         risk = n1 * r1 + n2 * r2
         total = weights.latency * lat + weights.fidelity_risk * risk + weights.entanglement * 0.0
         total = total + weights.price * price
-        widths = np.array([len(f.qubits) for f in dag.fragments], dtype=np.int64)[:, None]
-        lo = np.array([c.min_width for c in cost])[None, :]
-        hi = np.array([c.capacity for c in cost])[None, :]
-        feasible = (~unsupported) & (widths >= lo) & (widths <= hi)
         total = np.where(feasible, total, INF)
         order = np.argsort(total, axis=1, kind="stable")
         counts_ok = feasible.sum(axis=1)
@@ -560,17 +574,7 @@ def plan_circuit(
     floor = options.min_fidelity
     if floor is not None and math.exp(-_fidelity_nats(chosen.evaluation)) < floor:
         chosen = _meet_floor(model, solved, floor)
-    plan = route_plan(_assemble(ir, chosen, model, representation, options), ir, model.adverts)
-    if floor is not None and plan.routing_swaps and plan.estimated_fidelity < floor:
-        raise InfeasiblePlanError(
-            "min_fidelity",
-            f"no plan meets min_fidelity {floor:.6g}: the plan found has estimated fidelity "
-            f"{plan.estimated_fidelity:.6g} once its {plan.routing_swaps} routing SWAPs on the nodes' "
-            "coupling maps are counted (the placement search does not see routing cost); lower "
-            f"min_fidelity to at most {plan.estimated_fidelity:.6g}, or add nodes with all-to-all "
-            "connectivity or higher 2-qubit fidelity",
-        )
-    return plan
+    return _assemble(ir, chosen, model, representation, options)
 
 
 def planning_instances(
@@ -697,6 +701,7 @@ def _assemble(
                 cost=CostBreakdown.of(step.terms, weights),
                 translated_ops=translated,
                 translated_size=sum(translated.values()),
+                routing_swaps=model.routing_swaps(fragment.operation_indices, step.node),
             )
         )
     if ir.measurements:
@@ -735,4 +740,5 @@ def _assemble(
         algorithm=chosen.algorithm,
         seed=options.seed,
         final_residency=tuple(ids[r] for r in evaluation.final),
+        routing_swaps=sum(f.routing_swaps for f in fragments),
     )

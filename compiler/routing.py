@@ -8,10 +8,10 @@ those SWAPs, and both sides call it:
 * the node (:class:`service_node.devices.DeviceModel`) routes each fragment it
   runs with :func:`route_fragment`, then translates the routed circuit to its
   calibrated device target (which inserts no further SWAPs);
-* the planner (:func:`route_plan`, a post-placement pass of
-  :func:`compiler.planner.plan_circuit`) counts the same routine's SWAPs for
-  every fragment placed on such a node and folds them into the plan's
-  estimates.
+* the planner (:func:`compiler.planner.plan_circuit`) counts the same
+  routine's SWAPs (:func:`fragment_routing_swaps`) for every fragment it
+  could place on such a node, and charges them in its search as extra
+  two-qubit gates on that node.
 
 Same routine, same inputs, fixed seed: the plan's ``routing_swaps`` is the
 number of SWAPs the node inserts (tests/test_devices.py checks it).
@@ -54,13 +54,12 @@ A SWAP is 3 two-qubit gates (``SWAP = CX(a,b) CX(b,a) CX(a,b)``, Qiskit's
 quantum circuits for general two-qubit gates", PRA 69, 032315, 2004), each at
 the node's advertised 2-qubit fidelity and duration: it adds
 ``3 * -ln(gate_2q)`` nats of fidelity risk and ``3 * gate_2q_us`` of latency
-(:func:`route_plan`). The 1-qubit gates a translation may add around a SWAP
+(``compiler.planner._Model.problem``). The 1-qubit gates a translation may add around a SWAP
 (direction fixes on ``ecr`` devices) are not counted.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -73,11 +72,6 @@ from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.transpiler import CouplingMap, PropertySet
 from qiskit.transpiler.passes import SabreSwap, Unroll3qOrMore
 
-from compiler.cost import CostBreakdown, nats
-from compiler.ir import CircuitIR
-from compiler.plan import FragmentPlan, Plan, summarize
-from protocol.advert import ServiceAdvertisement
-
 __all__ = [
     "ROUTING_SEED",
     "ROUTING_TRIALS",
@@ -89,7 +83,6 @@ __all__ = [
     "placement_order",
     "restrict",
     "route_fragment",
-    "route_plan",
 ]
 
 #: SABRE seed shared by the planner and device nodes (the node's value before this module existed).
@@ -289,61 +282,3 @@ def fragment_routing_swaps(ops: Iterable[GateLike], coupling: Sequence[Pair]) ->
 
 
 # --------------------------------------------------------------------------- the plan pass
-
-
-def route_plan(plan: Plan, ir: CircuitIR, nodes: Iterable[ServiceAdvertisement]) -> Plan:
-    """Post-placement pass: count each gate fragment's routing SWAPs and fold them into the plan.
-
-    For every ``gates`` fragment placed on a node that advertises a
-    ``coupling_map``, ``routing_swaps`` = :func:`fragment_routing_swaps` of its
-    operations; its cost gains ``3 * swaps`` two-qubit gates at that node's
-    ``gate_2q`` fidelity and ``gate_2q_us`` duration (module docstring); its
-    ``estimated_fidelity``, and the plan's cost totals, estimated fidelity and
-    ``routing_swaps`` are recomputed. Fragments on nodes without a coupling
-    map (all-to-all) are returned unchanged, and a plan without such nodes is
-    returned as is (no Qiskit call).
-
-    The placement search does not see this cost: it runs on the chosen plan
-    only, like a Qiskit transpiler pass after layout. ``translated_ops`` stay
-    the unrouted translation counts.
-
-    Args:
-        plan: a plan of ``ir`` (:func:`compiler.planner.plan_circuit`).
-        ir: the circuit.
-        nodes: advertisements of (at least) the plan's nodes.
-    """
-    routed_nodes = {n.node_id: n for n in nodes if n.coupling_map is not None}
-    if not any(f.node_id in routed_nodes and f.kind == "gates" for f in plan.fragments):
-        return plan
-    fragments: list[FragmentPlan] = []
-    for fragment in plan.fragments:
-        node = routed_nodes.get(fragment.node_id)
-        if node is None or fragment.kind != "gates":
-            fragments.append(fragment)
-            continue
-        assert node.coupling_map is not None
-        swaps = fragment_routing_swaps((ir.operations[i] for i in fragment.operation_indices), node.coupling_map)
-        if swaps == 0:
-            fragments.append(fragment)
-            continue
-        extra = SWAP_TWO_QUBIT_GATES * swaps
-        latency, risk, entanglement, price = fragment.cost.terms
-        terms = (
-            latency + extra * node.gate_times.gate_2q_us * 1e-6,
-            risk + extra * nats(node.fidelity.gate_2q),
-            entanglement,
-            price,
-        )
-        cost = CostBreakdown.of(terms, plan.weights)
-        fragments.append(fragment.model_copy(update={
-            "routing_swaps": swaps,
-            "cost": cost,
-            "estimated_fidelity": math.exp(-(terms[1] + terms[2])),
-        }))
-    cost, estimated = summarize(fragments, plan.weights)
-    return plan.model_copy(update={
-        "fragments": tuple(fragments),
-        "cost": cost,
-        "estimated_fidelity": estimated,
-        "routing_swaps": sum(f.routing_swaps for f in fragments),
-    })

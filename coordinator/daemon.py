@@ -24,6 +24,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 from libp2p.tools.anyio_service import background_trio_service
+from pydantic import ValidationError
 
 from compiler.translation import warm_up
 from coordinator.api import RequestIdFilter, create_app
@@ -73,10 +74,13 @@ async def run_coordinator(
     registry = Registry(settings.discovery.registry_ttl_s, thresholds=QualityThresholds(
         q.min_gate_1q, q.min_gate_2q, q.min_readout, q.max_rtt_s, q.max_loss))
     for advert_json, _ in await store.load_nodes():  # stale until each node re-advertises (FR-010)
-        registry.restore(ServiceAdvertisement.model_validate_json(advert_json))
+        try:
+            registry.restore(ServiceAdvertisement.model_validate_json(advert_json))
+        except ValidationError as exc:  # e.g. written by a newer version: the node re-advertises anyway
+            log.warning("stored advertisement skipped", extra={"reason": str(exc).splitlines()[0]})
 
     async def persist(advert: ServiceAdvertisement) -> None:
-        await store.save_node(advert.model_dump_json(), advert.node_id, time.time())
+        await store.save_node(advert.model_dump_json(exclude_none=True), advert.node_id, time.time())
         # Build the gate-translation table for a new native set now, not in a job's compile.
         await trio.to_thread.run_sync(warm_up, [advert.native_gates])
 

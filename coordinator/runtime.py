@@ -203,6 +203,12 @@ async def execute_plan(
         record.native_op_counts = dict(response.native_op_counts)
         record.simulation_s = response.simulation_s
         record.routing_swaps = response.routing_swaps
+        if response.routing_swaps is not None and response.routing_swaps != fragment.routing_swaps:
+            # Plan and node run the same routine (compiler/routing.py); a difference means they run
+            # different qb2 or Qiskit versions, and the plan's estimate is off by the difference.
+            log.warning("routing SWAPs differ from the plan", extra={
+                "fragment_id": record.fragment_id, "node_id": fragment.node_id,
+                "planned_swaps": fragment.routing_swaps, "executed_swaps": response.routing_swaps})
         await _finish(record, "DONE", None, on_record)
         done_operations.update(fragment.operation_indices)
         return response

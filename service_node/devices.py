@@ -509,17 +509,6 @@ class DeviceModel:
             self._routed.setdefault(key, result)
         return result
 
-    def routing_swaps(self, ops: Sequence[GateOp]) -> int:
-        """SWAPs the node inserts to route ``ops`` (state qubits), as :meth:`compile_fragment` reports.
-
-        Memoised with the compiled fragment, so asking after running it is free.
-
-        Raises:
-            FragmentError: as :meth:`compile_fragment` (``capacity``, ``unsupported_gate``).
-        """
-        keyed, m = local_ops(ops)
-        return self._route(keyed, m).swaps if m else 0
-
     def compile_fragment(self, ops: Sequence[GateOp], num_qubits: int) -> DeviceFragment:
         """Place, route and translate a fragment for this device (module docstring, steps 1-4).
 

@@ -113,11 +113,14 @@ class GateOutcome:
         native_op_counts: gate counts of the fragment after translation to the
             node's native gates, keys sorted, e.g. ``{"cx": 3, "rz": 12, "sx": 4}``.
         simulation_s: wall time spent building and simulating, in seconds.
+        routing_swaps: SWAPs inserted to route the fragment on a device's
+            coupling map (FR-016); None off-device.
     """
 
     state: np.ndarray
     native_op_counts: dict[str, int]
     simulation_s: float
+    routing_swaps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -461,7 +464,9 @@ def apply_gates(
     if device_model is not None:
         compiled = device_model.compile_fragment(tuple(ops), n)
         fragment, counts, noise_model = compiled.circuit, dict(compiled.native_op_counts), compiled.noise_model
+        swaps: int | None = compiled.swaps
     else:
+        swaps = None
         fragment = _translate_cached(tuple(ops), n, _native_key(native_gates))
         counts = {name: int(c) for name, c in sorted(fragment.count_ops().items())}
 
@@ -492,7 +497,8 @@ def apply_gates(
     out = np.ascontiguousarray(out)
     if out.shape != arr.shape:  # pragma: no cover - guard against Aer truncation
         raise FragmentError("internal", f"simulator returned shape {out.shape}, expected {arr.shape}")
-    return GateOutcome(state=out, native_op_counts=counts, simulation_s=time.perf_counter() - start)
+    return GateOutcome(state=out, native_op_counts=counts, simulation_s=time.perf_counter() - start,
+                       routing_swaps=swaps)
 
 
 def sample_readout(

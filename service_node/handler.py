@@ -101,7 +101,7 @@ def handle_execute(qpu: SimulatedQPU, request: ExecuteRequest, payload: bytes) -
                 native_op_counts=outcome.native_op_counts,
                 simulation_s=outcome.simulation_s,
                 # memoised by the compile apply_gates just did (FR-016)
-                routing_swaps=qpu.device.routing_swaps(request.ops) if qpu.device is not None else None,
+                routing_swaps=outcome.routing_swaps,
             )
             return header, pack_state(outcome.state)
         readout = sample_readout(
