@@ -260,6 +260,27 @@ def bench(
     bench_compile()
 
 
+experiment_app = typer.Typer(help="Experiment harness (FR-013): distributed vs centralized runs under faults.",
+                             no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command(
+    "run",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def experiment_run(ctx: typer.Context) -> None:
+    """Run a suite distributed and centralized (the options of `python -m experiments run`; see --help)."""
+    from experiments.__main__ import main as experiments_main
+
+    try:  # one parser for both entry points: the options are defined once, in experiments/__main__.py
+        code = experiments_main(["run", *ctx.args], prog="qb2 experiment")
+    except SystemExit as exc:  # --help (0) or invalid options (2), already reported by argparse
+        code = exc.code if isinstance(exc.code, int) else 2
+    raise typer.Exit(code)
+
+
 @app.command()
 def status(job_id: str, url: UrlOpt = DEFAULT_URL) -> None:
     """Print a job's state and metadata as JSON."""
