@@ -172,7 +172,10 @@ def up(
     typer.echo(cluster.api_url)
     typer.echo(f"coordinator {cluster.coordinator_multiaddr}", err=True)
     typer.echo(f"{len(specs)} nodes up; logs in {cluster.log_dir}; Ctrl-C to stop", err=True)
+    # SIGINT explicitly too: a shell starts background jobs with SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler, so `kill -INT` would not stop the cluster.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
     try:
         while True:
             signal.pause()
