@@ -11,7 +11,14 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from experiments.harness import STATE_COPIES, RunRecord, to_json_line
+from experiments.harness import (
+    DROP_SLOWDOWN_S,
+    EXECUTE_TIMEOUT_S,
+    LATENCY_SPIKE_S,
+    STATE_COPIES,
+    RunRecord,
+    to_json_line,
+)
 
 #: NFR-003: the source spec's limits and our targets, seconds.
 COMPILE_LIMIT_S, COMPILE_TARGET_S = 2.0, 0.020
@@ -226,13 +233,14 @@ def render_report(records: list[RunRecord], config: dict[str, Any], plots: list[
          "(no sampling); mqt-bench circuits are generated with fixed seeds."),
         "",
         ("Limits: in `latency` and `drop_node` the path a job takes depends on timing (which attempts time out, "
-         "when the kill lands). The margins are wide (a 1 s spike against a 0.4 s timeout; the kill lands while "
-         "the first job's nodes are slowed by 50 ms per fragment), and two full runs of the default suite (seed 7, "
-         "855 runs each) gave identical fingerprints and counts in every scenario, but a heavily loaded machine "
-         "can change which attempt times out, and with it the fallback path and the counts. The stored plan "
-         "(the first one of a job) is the one fingerprinted. `tests/test_harness.py` checks fingerprints and "
-         "counts across two clusters for the fault-free scenario. `run_config.json` records seeds, suite, "
-         "scenarios, widths, package versions and the git commit (`-dirty`: uncommitted changes)."),
+         f"when the kill lands). The margins are wide (a {LATENCY_SPIKE_S:g} s spike against a "
+         f"{EXECUTE_TIMEOUT_S:g} s execute timeout; the kill lands while the first job's nodes are slowed by "
+         f"{DROP_SLOWDOWN_S * 1000:g} ms per fragment), but a loaded machine can change which attempt times out, "
+         "and with it the fallback path and the counts of that job: compare reruns per scenario, not only "
+         "overall. The stored plan (the first one of a job) is the one fingerprinted. `tests/test_harness.py` "
+         "checks fingerprints and counts across two clusters for the fault-free scenario. `run_config.json` "
+         "records seeds, suite, scenarios, widths, package versions and the git commit (`-dirty`: uncommitted "
+         "changes)."),
         "",
         "## Plots",
         "",
