@@ -116,8 +116,6 @@ from service_node.handler import SimulatedQPU, handle_execute
 NODE_PROFILES: tuple[str, ...] = ("ibm-like", "ion-like", "cz-native", "single-qubit")
 NODE_NAMES: tuple[str, ...] = ("alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel",
                                "india", "juliet")
-#: Native gate set of the centralized QPU: broad enough that no translation is needed for mqt-bench circuits.
-UNIVERSAL_GATES: list[str] = ["cx", "cz", "rz", "rx", "ry", "sx", "x", "h", "p", "u"]
 #: Coordinator execute timeout in the latency scenario, seconds (plus LATENCY_TIMEOUT_PER_MIB_S per MiB sent).
 EXECUTE_TIMEOUT_S = 0.4
 #: Execute-timeout allowance per MiB of state sent in the latency scenario, seconds: a 12-qubit statevector
@@ -229,9 +227,15 @@ def best_profile(specs: Iterable[NodeSpec]) -> str:
 
 
 def central_profile(specs: list[NodeSpec]) -> NodeProfile:
-    """The monolithic QPU: the best node's fidelities (:func:`best_profile`), universal gates, 24 qubits."""
+    """The monolithic QPU: the best node (:func:`best_profile`) grown to 24 qubits.
+
+    Same native gate set and fidelities as that node, so the baseline pays the
+    same gate translation per operation as a fragment placed there (e.g. ``cp``
+    becomes one ``rzz`` on the ion-like profile); only the network, the
+    teleportations and the capacity limit are gone.
+    """
     best = PROFILES[best_profile(specs)]
-    return NodeProfile(name="central", native_gates=UNIVERSAL_GATES, qubits=24, fidelity=best["fidelity"])
+    return NodeProfile(name="central", native_gates=best["native_gates"], qubits=24, fidelity=best["fidelity"])
 
 
 def _capacity(specs: Iterable[NodeSpec]) -> int:

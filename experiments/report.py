@@ -135,7 +135,7 @@ def render_report(records: list[RunRecord], config: dict[str, Any], plots: list[
          "run (machine load). See [Reproducibility](#reproducibility)."),
         "",
         ("Latency: distributed = submit -> COMPLETED observed over HTTP (10-20 ms polls); centralized = "
-        "in-process gates + readout on one monolithic QPU (best entangling node's fidelities, universal gate set, "
+        "in-process gates + readout on one monolithic QPU (the best entangling node's gate set and fidelities, "
         "no network). Each cluster first runs one unrecorded warm-up job spread over all its nodes (libp2p "
         "connections, each node's first simulation). Centralized runs are scenario-independent and listed "
         "under `none`."),
