@@ -315,11 +315,13 @@ def list_nodes(url: UrlOpt = DEFAULT_URL) -> None:
 
     with Client(url) as client:
         body = client.nodes()
-    typer.echo(f"{'name':<10} {'status':<10} {'qubits':>6}  {'f1q':>7} {'f2q':>7} {'ro':>6}  native gates")
+    typer.echo(f"{'name':<10} {'status':<10} {'qubits':>6}  {'f1q':>7} {'f2q':>7} {'ro':>6}  {'coupling':<10} native gates")
     for n in body["nodes"]:
         f = n["fidelity"]
+        pairs = n.get("coupling_map")
+        coupling = "all-to-all" if pairs is None else f"{len(pairs)} pairs"
         typer.echo(f"{n['name']:<10} {n['status']:<10} {n['qubits']:>6}  {f['gate_1q']:>7.4f} {f['gate_2q']:>7.4f} "
-                   f"{f['readout']:>6.3f}  {','.join(n['native_gates'])}")
+                   f"{f['readout']:>6.3f}  {coupling:<10} {','.join(n['native_gates'])}")
     typer.echo(f"{body['available']} available of {len(body['nodes'])}")
 
 

@@ -486,7 +486,12 @@ def test_cluster_of_device_nodes_via_the_cli_flag(tmp_path: Path) -> None:
         job_id = client.submit(benchmark_circuit("ghz", 5).qasm, shots=2000, seed=3)["job_id"]
         assert client.wait(job_id, timeout_s=120)["state"] == "COMPLETED"
         result = client.result(job_id)
+        listing = subprocess.run([sys.executable, "-m", "coordinator.cli", "nodes", "--url", cluster.api_url],
+                                 capture_output=True, text=True, timeout=60, check=True).stdout
     assert set(nodes) == {"fake_manila", "fake_lima"}
+    # both are 5-qubit devices: a line (manila) and a T (lima), 4 undirected edges = 8 directed pairs
+    assert all(len(n["coupling_map"]) == 8 for n in nodes.values())
+    assert all(line.split()[6:8] == ["8", "pairs"] for line in listing.splitlines() if line.startswith("fake_"))
     assert all(n["qubits"] == 5 and "cx" in n["native_gates"] for n in nodes.values())
     assert 0.5 < result["measured_fidelity"] < 0.99  # calibrated noise: clearly below ideal
     top = sorted(result["counts"], key=result["counts"].get, reverse=True)[:2]
