@@ -1,0 +1,85 @@
+"""Raw frame round trip over qb2's libp2p stack (Noise + yamux) on loopback: ``python -m experiments.bench_transport``.
+
+Two in-process hosts built by :func:`protocol.transport.make_host`; for each
+payload size, a fresh stream per round trip carries one frame
+(:func:`protocol.framing.write_frame`) of that size to an echo handler and
+back, as an execute request carries a state to a node and the response
+carries it back. Prints the median and P95 round trip in milliseconds over
+``--repeats`` trips (after 5 warm-up trips).
+
+Why it exists: the per-fragment orchestration overhead (NFR-003) grows with
+the state moved; this separates the transport's share from the rest of the
+runtime. The sizes default to the states qb2 sends: a 5-qubit density matrix
+(16 KiB), 7 qubits (256 KiB), 8 qubits (1 MiB) and a 18-qubit statevector
+(4 MiB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import multiaddr
+import trio
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.custom_types import TProtocol
+from libp2p.network.stream.net_stream import INetStream
+from libp2p.peer.peerinfo import info_from_p2p_addr
+from pydantic import BaseModel
+
+from protocol.framing import read_frame, write_frame
+from protocol.transport import make_host
+
+ECHO = TProtocol("/qb2-bench/echo/1.0.0")
+LOOPBACK = "/ip4/127.0.0.1/tcp/0"
+
+
+class _Header(BaseModel):
+    size: int
+
+
+async def _echo(stream: INetStream) -> None:
+    _, payload = await read_frame(stream, _Header, max_payload=1 << 30)
+    await write_frame(stream, _Header(size=len(payload)), payload)
+    await stream.close()
+
+
+async def round_trips(size: int, repeats: int) -> list[float]:
+    """``repeats`` round-trip times in seconds for a ``size``-byte payload each way."""
+    client, server = make_host(create_new_key_pair()), make_host(create_new_key_pair())
+    async with client.run(listen_addrs=[multiaddr.Multiaddr(LOOPBACK)]), \
+            server.run(listen_addrs=[multiaddr.Multiaddr(LOOPBACK)]):
+        server.set_stream_handler(ECHO, _echo)
+        await client.connect(info_from_p2p_addr(server.get_addrs()[0]))
+        payload = bytes(size)
+        times = []
+        for _ in range(repeats + 5):
+            start = time.perf_counter()
+            stream = await client.new_stream(server.get_id(), [ECHO])
+            await write_frame(stream, _Header(size=size), payload)
+            _, back = await read_frame(stream, _Header, max_payload=1 << 30)
+            await stream.close()
+            times.append(time.perf_counter() - start)
+            if len(back) != size:
+                raise RuntimeError(f"echo returned {len(back)} bytes, sent {size}")
+        return times[5:]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments, measure each size, print one line per size."""
+    parser = argparse.ArgumentParser(prog="python -m experiments.bench_transport",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes-kib", type=int, nargs="+", default=[1, 16, 256, 1024, 4096],
+                        help="payload sizes in KiB, each way")
+    parser.add_argument("--repeats", type=int, default=30, help="timed round trips per size")
+    args = parser.parse_args(argv)
+    for kib in args.sizes_kib:
+        times = sorted(trio.run(round_trips, kib * 1024, args.repeats))
+        p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
+        print(f"{kib:>6} KiB each way: round trip P50 {statistics.median(times) * 1000:7.2f} ms   "
+              f"P95 {p95 * 1000:7.2f} ms", flush=True)
+
+
+if __name__ == "__main__":
+    main()
