@@ -90,6 +90,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import httpx
+import trio
+
 from compiler import parse_qasm
 from compiler.capability import has_entangler
 from compiler.cost import DEFAULT_LINK_RTT_S
@@ -153,6 +156,16 @@ class RunRecord:
     stored plan independently of peer IDs (:func:`plan_fingerprint`);
     ``plan_nodes`` names the nodes that plan uses and ``ran_on`` the nodes
     that completed fragments (they differ after a fallback).
+
+    Counted the same way in both modes: ``operations`` is
+    ``compiler.ir.CircuitIR.num_operations`` of the harness's own parse of the
+    circuit (gates plus measurements; barriers are not operations);
+    ``fragments`` is the number of fragment records with status DONE in
+    distributed mode (failed or timed-out attempts not counted) and 2 in
+    centralized mode (one ``gates`` request, one ``readout`` request).
+    ``fragment_overheads_s`` (distributed only) lists ``round_trip_s -
+    simulation_s`` of each DONE fragment record, seconds;
+    ``overhead_per_fragment_s`` is their mean.
     """
 
     mode: str
@@ -167,6 +180,7 @@ class RunRecord:
     compile_s: float | None = None
     latency_s: float | None = None
     overhead_per_fragment_s: float | None = None
+    fragment_overheads_s: list[float] = field(default_factory=list)
     estimated_fidelity: float | None = None
     measured_fidelity: float | None = None
     ebits: int = 0
@@ -399,9 +413,9 @@ def run_centralized(circuit: BenchmarkCircuit, qpu: SimulatedQPU, *, shots: int,
     g_resp, state = handle_execute(qpu, gates, payload)
     r_resp, _ = handle_execute(qpu, readout, state) if g_resp.ok else (g_resp, b"")
     latency = time.perf_counter() - t1
-    rec = RunRecord("centralized", "none", circuit.label, n, len(ir.operations), repeat, seed,
+    rec = RunRecord("centralized", "none", circuit.label, n, ir.num_operations, repeat, seed,
                     success=bool(g_resp.ok and r_resp.ok), representation=representation, compile_s=compile_s,
-                    latency_s=latency, fragments=1, nodes_used=1, ran_on=["central"])
+                    latency_s=latency, fragments=2, nodes_used=1, ran_on=["central"])
     if not rec.success:
         rec.error = (r_resp.error or g_resp.error).message if (r_resp.error or g_resp.error) else "failed"
         return rec
@@ -414,26 +428,47 @@ def run_centralized(circuit: BenchmarkCircuit, qpu: SimulatedQPU, *, shots: int,
     return rec
 
 
+#: Errors of one distributed run that become a failed :class:`RunRecord` instead of ending the experiment:
+#: waiting too long, the coordinator rejecting a request (a job whose fragments failed is reported by the
+#: coordinator through ``ApiError`` or a FAILED state), and the HTTP connection failing.
+RUN_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, ApiError, httpx.HTTPError, trio.TooSlowError)
+
+
 def run_distributed(client: Client, circuit: BenchmarkCircuit, *, scenario: str, shots: int, seed: int,
                     repeat: int, min_nodes: int, timeout_s: float = 120.0,
                     on_executing: Callable[[str], None] | None = None,
                     names: Mapping[str, str] | None = None) -> RunRecord:
-    """Submit ``circuit`` to a running cluster and wait for it.
+    """Submit ``circuit`` to a running cluster and wait for it; never raises for a failure of this run.
 
     ``compile_s`` is the wall time of ``POST /api/v1/circuits/plan`` (a dry-run:
     parse + plan on the coordinator, plus one loopback HTTP round trip);
-    ``latency_s`` is submit request sent -> COMPLETED/FAILED observed (10-20 ms
-    polls); ``overhead_per_fragment_s`` is the mean of ``round_trip_s -
-    simulation_s`` over fragment records that have both, seconds.
+    ``latency_s`` is submit request sent -> COMPLETED/FAILED observed (polls
+    every 10-20 ms; every 5 ms while ``on_executing`` waits for EXECUTING), seconds;
+    ``fragment_overheads_s`` lists ``round_trip_s - simulation_s`` of each DONE
+    fragment record and ``overhead_per_fragment_s`` is their mean, seconds.
+    ``operations`` is the harness's own ``parse_qasm(...).num_operations``
+    (gates plus measurements), as in :func:`run_centralized`.
     ``on_executing(job_id)`` is called once when the job is first seen EXECUTING
     (the ``drop_node`` scenario strikes there). ``names`` maps peer ID -> node
     name for the plan fingerprint and node lists (peer IDs are kept when absent).
 
-    Raises:
-        TimeoutError: the job is not final within ``timeout_s`` seconds.
-        coordinator.client.ApiError: the coordinator rejected a request.
+    An error of :data:`RUN_ERRORS` (the job not final within ``timeout_s``
+    seconds, a request the coordinator rejected, a lost HTTP connection)
+    gives a record with ``success=False`` and ``error`` naming it.
     """
-    names = names or {}
+    operations = parse_qasm(circuit.qasm, circuit.format, circuit.label).num_operations
+    try:
+        return _run_distributed(client, circuit, operations, scenario=scenario, shots=shots, seed=seed,
+                                repeat=repeat, min_nodes=min_nodes, timeout_s=timeout_s,
+                                on_executing=on_executing, names=names or {})
+    except RUN_ERRORS as exc:
+        return RunRecord("distributed", scenario, circuit.label, circuit.qubits, operations, repeat, seed,
+                         success=False, error=f"{type(exc).__name__}: {exc}")
+
+
+def _run_distributed(client: Client, circuit: BenchmarkCircuit, operations: int, *, scenario: str, shots: int,
+                     seed: int, repeat: int, min_nodes: int, timeout_s: float,
+                     on_executing: Callable[[str], None] | None, names: Mapping[str, str]) -> RunRecord:
     t0 = time.perf_counter()
     plan = client.dry_run(circuit.qasm, fmt=circuit.format, min_nodes=min_nodes)
     compile_s = time.perf_counter() - t0
@@ -452,8 +487,8 @@ def run_distributed(client: Client, circuit: BenchmarkCircuit, *, scenario: str,
                 raise TimeoutError(f"job {job_id} still {final['state']} after {timeout_s} s")
             time.sleep(0.005)  # polling interval of the status endpoint, not synchronisation
     latency = time.perf_counter() - t1
-    ops = final.get("num_operations") or len(plan.get("fragments", []))
-    rec = RunRecord("distributed", scenario, circuit.label, circuit.qubits, int(ops), repeat, seed,
+    del plan  # the dry run is timed only; the stored plan of the job is read below
+    rec = RunRecord("distributed", scenario, circuit.label, circuit.qubits, operations, repeat, seed,
                     success=final["state"] == "COMPLETED", compile_s=compile_s, latency_s=latency)
     try:
         stored: dict[str, Any] | None = client.plan(job_id)
@@ -468,15 +503,16 @@ def run_distributed(client: Client, circuit: BenchmarkCircuit, *, scenario: str,
         rec.error = f"{err.get('code')}: {err.get('message')}"
         return rec
     res = client.result(job_id)
-    overheads = [f["round_trip_s"] - f["simulation_s"] for f in res["fragments"]
-                 if f.get("round_trip_s") is not None and f.get("simulation_s") is not None
-                 and f.get("status") == "DONE"]
+    done = [f for f in res["fragments"] if f.get("status") == "DONE"]
+    overheads = [f["round_trip_s"] - f["simulation_s"] for f in done
+                 if f.get("round_trip_s") is not None and f.get("simulation_s") is not None]
+    rec.fragment_overheads_s = overheads
     rec.overhead_per_fragment_s = statistics.fmean(overheads) if overheads else None
     rec.representation = res.get("representation", rec.representation)
     rec.estimated_fidelity = res["estimated_fidelity"]
     rec.measured_fidelity = res["measured_fidelity"]
     rec.ebits = res["total_ebits"]
-    rec.fragments = len(res["fragments"])
+    rec.fragments = len(done)
     rec.retries = res.get("retries", 0)
     rec.fallbacks = res.get("fallbacks", 0)
     rec.nodes_used = len(res["nodes_used"])
@@ -498,7 +534,6 @@ def send_faults(cluster: LocalCluster, faults: Mapping[str, FaultSpec], timeout_
         KeyError: an unknown node name.
     """
     import multiaddr
-    import trio
     from libp2p.peer.peerinfo import info_from_p2p_addr
 
     from protocol.transport import load_or_create_identity, make_host
@@ -564,25 +599,47 @@ def resolved_max_qubits(config: HarnessConfig) -> int:
     return int(width_limits(node_specs(config.nodes, config.ideal), config.scenarios)["default"])
 
 
-def run_experiment(config: HarnessConfig, out: Path, progress: Progress = _stderr) -> list[RunRecord]:
+def suite_circuits(config: HarnessConfig) -> list[BenchmarkCircuit]:
+    """Generate every circuit ``config`` runs (its suite's instances up to :func:`resolved_max_qubits`).
+
+    Raises:
+        ValueError: unknown benchmark or a width mqt-bench cannot build.
+        qiskit.exceptions.QiskitError: mqt-bench failed to build a circuit.
+        coordinator.config.ConfigError: the ``QB2_`` environment or config file is invalid.
+    """
+    return [benchmark_circuit(name, q) for name, q in config.suite.instances(resolved_max_qubits(config))]
+
+
+def run_experiment(config: HarnessConfig, out: Path, progress: Progress = _stderr, *,
+                   circuits: list[BenchmarkCircuit] | None = None, records: list[RunRecord] | None = None,
+                   events: dict[str, Any] | None = None) -> list[RunRecord]:
     """Run every circuit of ``config.suite`` in both modes and every scenario; returns one record per run.
 
     Writes nothing itself except cluster data under ``out/clusters/<scenario>``
     (replaced on each run; see :func:`experiments.report.write_outputs` for the
-    result files).
+    result files). ``circuits``: the generated suite circuits (default
+    :func:`suite_circuits`). ``records``: a list each record is appended to as
+    soon as its run finishes (and returned), so that a caller keeps what finished
+    when the experiment is interrupted. ``events``: a dict the harness fills
+    with what its faults did: ``drop_node_killed`` (names of the nodes
+    SIGKILLed, empty when the first job was never seen EXECUTING).
+
+    A failure of one distributed run is a record with ``success=False`` (see
+    :func:`run_distributed`), not an exception.
 
     Raises:
         ValueError: unknown scenario or benchmark, or a width mqt-bench cannot build.
         RuntimeError, TimeoutError: a cluster did not start or a fault could not be injected.
     """
     suite = config.suite
-    max_qubits = resolved_max_qubits(config)
     compiler_settings = load_settings().compiler
-    circuits = [benchmark_circuit(name, q) for name, q in suite.instances(max_qubits)]
+    if circuits is None:
+        circuits = suite_circuits(config)
     specs = node_specs(config.nodes, config.ideal)
     seeds = [config.seed + r for r in range(suite.repeats)]
     total = len(circuits) * len(seeds) * (len(config.scenarios) + (1 if config.centralized else 0))
-    records: list[RunRecord] = []
+    records = [] if records is None else records
+    events = {} if events is None else events
     k = 0
     if config.centralized:
         profile = central_profile(specs)
@@ -622,6 +679,8 @@ def run_experiment(config: HarnessConfig, out: Path, progress: Progress = _stder
                 def strike(job_id: str, cluster: LocalCluster = cluster, client: Client = client,
                            struck: list[str] = struck) -> None:
                     gate_nodes = [f["node_id"] for f in client.plan(job_id)["fragments"] if f["kind"] == "gates"]
+                    if not gate_nodes:
+                        return
                     victim = {p: n for n, p in cluster.node_peer_ids.items()}[gate_nodes[-1]]
                     progress(f"drop_node: SIGKILL node {victim} while job {job_id} is EXECUTING")
                     cluster.kill(f"node-{victim}")
@@ -639,6 +698,10 @@ def run_experiment(config: HarnessConfig, out: Path, progress: Progress = _stder
                                                    on_executing=strike, names=names))
                     if strike is not None:  # only the first recorded job is struck; then the slowdown ends
                         strike = None
+                        events["drop_node_killed"] = list(struck)
+                        if not struck:
+                            progress("WARNING: drop_node killed no node (the first job was never seen EXECUTING, "
+                                     "or its plan had no gate fragment): this scenario's runs saw no node drop")
                         survivors = [s.name for s in nodes if s.name not in struck]
                         send_faults(cluster, {n: FaultSpec(kind="clear") for n in survivors})
     return records
@@ -680,6 +743,8 @@ def run_config(config: HarnessConfig) -> dict[str, Any]:
     return {
         "suite": asdict(config.suite),
         "circuits": [f"{n}-{q}" for n, q in config.suite.instances(max_qubits)],
+        "planned_runs": (len(config.suite.instances(max_qubits)) * config.suite.repeats
+                         * (len(config.scenarios) + (1 if config.centralized else 0))),
         "base_seed": config.seed,
         "seeds": [config.seed + r for r in range(config.suite.repeats)],
         "scenarios": list(config.scenarios),
