@@ -46,7 +46,16 @@ import qiskit.qasm2
 from compiler import CircuitIR, PlannerOptions, parse_qasm, plan_circuit
 from compiler.ir import Measurement, Operation
 from compiler.planner import planning_instances
-from compiler.search import Problem, brute_force, evaluate, first_fit, greedy, round_robin, search
+from compiler.search import (
+    Problem,
+    brute_force,
+    evaluate,
+    first_fit,
+    greedy,
+    round_robin,
+    search,
+)
+from experiments.stats import percentile
 from protocol.advert import ServiceAdvertisement
 
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -66,12 +75,6 @@ FIT_FROM = 500
 
 GATES_1Q = ("h", "x", "rz", "ry", "sx", "t")
 GATES_2Q = ("cx", "cz", "cp", "rzz")
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile ``q`` in [0, 100] of a non-empty sequence."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def peer(rng: random.Random) -> str:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.stats import percentile
 from protocol.execute import ClbitRegister, ExecuteRequest, GateOp
 from protocol.state import pack_state, unpack_state, zero_state
 from service_node.config import PROFILES, NodeProfile
@@ -134,9 +135,8 @@ def bench_speed(max_qubits: int, repeats: int) -> list[dict[str, object]]:
                 t0 = time.perf_counter()
                 apply_gates(state, "statevector", n, ops, native, None, aer_device=device)
                 times.append(time.perf_counter() - t0)
-            times.sort()
             row[f"{device.lower()}_p50_s"] = statistics.median(times)
-            row[f"{device.lower()}_p95_s"] = times[min(len(times) - 1, int(0.95 * len(times)))]
+            row[f"{device.lower()}_p95_s"] = percentile(times, 95)
         row["speedup_p50"] = float(row["cpu_p50_s"]) / float(row["gpu_p50_s"])  # type: ignore[arg-type]
         rows.append(row)
         print(f"  n={n:2d} gates={len(ops):4d} cpu P50 {row['cpu_p50_s']:.3f}s gpu P50 {row['gpu_p50_s']:.3f}s "

@@ -28,6 +28,7 @@ from libp2p.network.stream.net_stream import INetStream
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from pydantic import BaseModel
 
+from experiments.stats import percentile
 from protocol.framing import read_frame, write_frame
 from protocol.transport import make_host
 
@@ -75,10 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=30, help="timed round trips per size")
     args = parser.parse_args(argv)
     for kib in args.sizes_kib:
-        times = sorted(trio.run(round_trips, kib * 1024, args.repeats))
-        p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
+        times = trio.run(round_trips, kib * 1024, args.repeats)
         print(f"{kib:>6} KiB each way: round trip P50 {statistics.median(times) * 1000:7.2f} ms   "
-              f"P95 {p95 * 1000:7.2f} ms", flush=True)
+              f"P95 {percentile(times, 95) * 1000:7.2f} ms", flush=True)
 
 
 if __name__ == "__main__":

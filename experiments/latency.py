@@ -12,7 +12,6 @@ prints medians and P95 of
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import tempfile
 import time
@@ -21,12 +20,7 @@ from pathlib import Path
 from coordinator.client import Client
 from coordinator.cluster import LocalCluster
 from experiments.circuits import benchmark_circuit
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile ``q`` in [0, 100] of a non-empty list."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+from experiments.stats import percentile
 
 
 def main() -> None:

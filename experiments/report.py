@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import statistics
 from collections import defaultdict
 from dataclasses import asdict, fields
@@ -19,6 +18,7 @@ from experiments.harness import (
     RunRecord,
     to_json_line,
 )
+from experiments.stats import percentile
 
 #: NFR-003: the source spec's limits and our targets, seconds.
 COMPILE_LIMIT_S, COMPILE_TARGET_S = 2.0, 0.020
@@ -30,12 +30,6 @@ CSV_FIELDS = [f.name for f in fields(RunRecord) if f.name != "counts"]
 NFR003_MAX_OPERATIONS = 50
 #: Report order of the scenarios.
 ORDER = {"none": 0, "latency": 1, "drop_node": 2, "degrade": 3}
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile ``q`` in [0, 100] of a non-empty list."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
 
 
 def _fmt(value: float | None, scale: float = 1.0, digits: int = 3) -> str:
@@ -308,6 +302,20 @@ def _circuit_key(label: str) -> tuple[str, int]:
     return (name, int(width)) if width.isdigit() else (label, 0)
 
 
+#: Marker per (mode, scenario) group in the scatter plots, in sorted group order.
+_MARKERS = "os^vDx*+"
+
+
+def _scatter_groups(ax: Any, records: list[RunRecord], point: Any) -> None:
+    """One scatter series per (mode, scenario); ``point(record)`` gives ``(x, y)`` or None to leave it out."""
+    for (mode, scenario), marker in zip(sorted({(r.mode, r.scenario) for r in records}), _MARKERS):
+        pts = [xy for r in records if r.mode == mode and r.scenario == scenario and (xy := point(r)) is not None]
+        if pts:
+            ax.scatter(*zip(*pts), marker=marker, label=f"{mode}/{scenario}", alpha=0.7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+
+
 def write_plots(records: list[RunRecord], out: Path) -> list[str]:
     """Latency by circuit size, estimated vs measured fidelity, success rate by scenario; returns PNG names."""
     import matplotlib
@@ -315,41 +323,31 @@ def write_plots(records: list[RunRecord], out: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = []
+    names: list[str] = []
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=100)
+        plt.close(fig)
+        names.append(name)
+
     fig, ax = plt.subplots(figsize=(6, 4))
-    for (mode, scenario), marker in zip(sorted({(r.mode, r.scenario) for r in records}), "os^vDx*+"):
-        pts = [(r.operations, r.latency_s * 1000) for r in records
-               if r.mode == mode and r.scenario == scenario and r.success and r.latency_s is not None]
-        if pts:
-            ax.scatter(*zip(*pts), marker=marker, label=f"{mode}/{scenario}", alpha=0.7)
+    _scatter_groups(ax, records, lambda r: (r.operations, r.latency_s * 1000)
+                    if r.success and r.latency_s is not None else None)
     ax.set_xlabel("circuit operations")
     ax.set_ylabel("latency (ms)")
     ax.set_yscale("log")
     ax.set_title("Execution latency by circuit size")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "latency_by_size.png", dpi=100)
-    plt.close(fig)
-    names.append("latency_by_size.png")
+    save(fig, "latency_by_size.png")
 
     fig, ax = plt.subplots(figsize=(5, 5))
-    for (mode, scenario), marker in zip(sorted({(r.mode, r.scenario) for r in records}), "os^vDx*+"):
-        pts = [(r.estimated_fidelity, r.measured_fidelity) for r in records
-               if r.mode == mode and r.scenario == scenario and r.estimated_fidelity is not None
-               and r.measured_fidelity is not None]
-        if pts:
-            ax.scatter(*zip(*pts), marker=marker, label=f"{mode}/{scenario}", alpha=0.7)
+    _scatter_groups(ax, records, lambda r: (r.estimated_fidelity, r.measured_fidelity)
+                    if r.estimated_fidelity is not None and r.measured_fidelity is not None else None)
     ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
     ax.set_xlabel("estimated fidelity")
     ax.set_ylabel("measured (Hellinger) fidelity")
     ax.set_title("Estimated vs measured fidelity")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "fidelity_est_vs_measured.png", dpi=100)
-    plt.close(fig)
-    names.append("fidelity_est_vs_measured.png")
+    save(fig, "fidelity_est_vs_measured.png")
 
     keys = sorted({(r.scenario, r.mode) for r in records})
     rates = [statistics.fmean(1.0 if r.success else 0.0 for r in records if (r.scenario, r.mode) == k) for k in keys]
@@ -358,8 +356,5 @@ def write_plots(records: list[RunRecord], out: Path) -> list[str]:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("success rate")
     ax.set_title("Success rate by scenario")
-    fig.tight_layout()
-    fig.savefig(out / "success_by_scenario.png", dpi=100)
-    plt.close(fig)
-    names.append("success_by_scenario.png")
+    save(fig, "success_by_scenario.png")
     return names
