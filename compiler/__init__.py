@@ -10,6 +10,7 @@ Modules, one idea each:
 - :mod:`compiler.plan` — the plan model (contract).
 - :mod:`compiler.errors` — :class:`QasmValidationError`, :class:`InfeasiblePlanError`.
 - :mod:`compiler.ingest` — OpenQASM 2/3 text to IR.
+- :mod:`compiler.limits` — resource bounds checked while ingesting (FR-014).
 - :mod:`compiler.qasm_errors` — parser exceptions to positioned validation errors.
 - :mod:`compiler.lower` — ``QuantumCircuit`` to IR (gate expansion, terminal measurements).
 - :mod:`compiler.export` — IR back to a ``QuantumCircuit`` (baseline, checks).
@@ -29,7 +30,8 @@ from compiler.cost import CostBreakdown, CostWeights
 from compiler.dag import Fragment, FragmentDAG
 from compiler.errors import InfeasiblePlanError, QasmValidationError
 from compiler.export import to_quantum_circuit
-from compiler.ingest import declared_qubits, from_quantum_circuit, parse_qasm
+from compiler.ingest import from_quantum_circuit, parse_qasm
+from compiler.limits import IngestLimits, IngestStats, LimitExceededError
 from compiler.ir import CircuitIR, Measurement, Operation, Register
 from compiler.partition import split_fragments
 from compiler.plan import FragmentPlan, Plan
@@ -39,11 +41,13 @@ __all__ = [
     "CircuitIR",
     "CostBreakdown",
     "CostWeights",
-    "declared_qubits",
     "Fragment",
     "FragmentDAG",
     "FragmentPlan",
     "InfeasiblePlanError",
+    "IngestLimits",
+    "IngestStats",
+    "LimitExceededError",
     "Measurement",
     "Operation",
     "Plan",

@@ -17,11 +17,14 @@ import re
 from typing import Literal
 
 import qiskit.qasm2
-import qiskit.qasm3
 from qiskit import QuantumCircuit
+from qiskit._accelerate import qasm2 as _qasm2_native  # the Rust bytecode stream behind qiskit.qasm2.loads
+from qiskit.qasm2 import parse as _qasm2_parse
 
+from compiler._qasm3_bounded import load_bounded
 from compiler.errors import QasmValidationError
 from compiler.ir import CircuitIR
+from compiler.limits import IngestLimits, IngestStats, LimitExceededError, check_source, check_width, too_many_operations
 from compiler.lower import lower_circuit
 from compiler.qasm_errors import qasm2_error, qasm3_error
 
@@ -71,7 +74,8 @@ def detect_format(text: str) -> tuple[QasmFormat | None, int, int]:
     )
 
 
-def parse_qasm(text: str, fmt: QasmFormat | None = None, name: str = "circuit") -> CircuitIR:
+def parse_qasm(text: str, fmt: QasmFormat | None = None, name: str = "circuit",
+               limits: IngestLimits | None = None, stats: IngestStats | None = None) -> CircuitIR:
     """Parse an OpenQASM program into a :class:`CircuitIR`.
 
     Args:
@@ -81,6 +85,12 @@ def parse_qasm(text: str, fmt: QasmFormat | None = None, name: str = "circuit") 
             must agree with the header; an explicit ``"qasm3"`` may omit the
             header (the OpenQASM 3 spec makes it optional), ``"qasm2"`` may not.
         name: label stored in the IR.
+        limits: resource bounds checked *while* parsing and expanding
+            (defaults: :class:`~compiler.limits.IngestLimits`), so any input
+            is refused after work proportional to the limits, not to what
+            the text describes (FR-014).
+        stats: receives the work done (instructions read, definition nodes
+            expanded), also when a limit stops ingestion.
 
     Returns:
         The circuit's IR (see :func:`compiler.lower.lower_circuit` for the
@@ -97,6 +107,9 @@ def parse_qasm(text: str, fmt: QasmFormat | None = None, name: str = "circuit") 
         raise TypeError(f"OpenQASM source must be str, not {type(text).__name__}")
     if fmt not in (None, "qasm2", "qasm3"):
         raise ValueError(f"fmt must be 'qasm2', 'qasm3' or None, not {fmt!r}")
+    limits = limits or IngestLimits()
+    stats = stats if stats is not None else IngestStats()
+    check_source(text, limits)
     declared, line, column = detect_format(text)
     if not text.strip():
         raise QasmValidationError("the program is empty", line=1, column=1)
@@ -114,61 +127,88 @@ def parse_qasm(text: str, fmt: QasmFormat | None = None, name: str = "circuit") 
             column=column,
         )
     chosen: QasmFormat = declared or "qasm3"
-    return from_quantum_circuit(_load(text, chosen), name=name)
+    return from_quantum_circuit(_load(text, chosen, limits, stats), name=name, limits=limits, stats=stats)
 
 
-def _load(text: str, fmt: QasmFormat) -> QuantumCircuit:
-    """Run Qiskit's importer for ``fmt``; translate its exceptions."""
-    if fmt == "qasm2":
-        try:
-            return qiskit.qasm2.loads(
-                text,
-                include_path=(),
-                custom_instructions=qiskit.qasm2.LEGACY_CUSTOM_INSTRUCTIONS,
-            )
-        except Exception as exc:
-            raise qasm2_error(exc) from exc
+_QASM2_CUSTOM = tuple(qiskit.qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
+_OP = _qasm2_native.OpCode
+_QASM2_OPERATIONS = (_OP.Gate, _OP.ConditionedGate, _OP.Measure, _OP.ConditionedMeasure, _OP.Reset,
+                     _OP.ConditionedReset, _OP.Barrier)
+
+
+def _bounded_bytecode(bytecode: object, limits: IngestLimits, stats: IngestStats) -> object:
+    """Pass Qiskit's lazy OpenQASM 2 bytecode through, refusing it at the first item over a limit.
+
+    The Rust parser yields one item per *broadcast* instruction (``h q;`` on
+    a 64-qubit register is 64 items) and per register declaration, before
+    Python builds anything, so counting here bounds the circuit Qiskit builds.
+    Items inside gate definitions (between ``DeclareGate`` and
+    ``EndDeclareGate``) are definitions, not operations.
+    """
+    qubits = clbits = operations = 0
+    in_definition = False
+    for item in bytecode:  # type: ignore[attr-defined]
+        stats.instructions += 1
+        opcode = item.opcode
+        if opcode == _OP.DeclareGate:
+            in_definition = True
+        elif opcode == _OP.EndDeclareGate:
+            in_definition = False
+        elif in_definition:
+            pass
+        elif opcode in _QASM2_OPERATIONS:
+            operations += 1
+            if operations > limits.max_operations:
+                raise too_many_operations(operations, limits)
+        elif opcode == _OP.DeclareQreg:
+            qubits += item.operands[1]
+            check_width(qubits, clbits, limits)
+        elif opcode == _OP.DeclareCreg:
+            clbits += item.operands[1]
+            check_width(qubits, clbits, limits)
+        yield item
+
+
+def _load(text: str, fmt: QasmFormat, limits: IngestLimits, stats: IngestStats) -> QuantumCircuit:
+    """Run Qiskit's importer for ``fmt`` within ``limits``; translate its exceptions."""
     try:
-        return qiskit.qasm3.loads(text)
+        if fmt == "qasm2":
+            bytecode = _qasm2_native.bytecode_from_string(
+                text, [],
+                [_qasm2_native.CustomInstruction(x.name, x.num_params, x.num_qubits, x.builtin)
+                 for x in _QASM2_CUSTOM],
+                (), False,
+            )
+            return _qasm2_parse.from_bytecode(_bounded_bytecode(bytecode, limits, stats), _QASM2_CUSTOM)
+        return load_bounded(text, limits, stats)
+    except LimitExceededError:
+        raise
+    except RecursionError:
+        raise QasmValidationError("the program nests too deeply to parse") from None
     except Exception as exc:
-        raise qasm3_error(exc) from exc
+        raise (qasm2_error(exc) if fmt == "qasm2" else qasm3_error(exc)) from exc
 
 
-def from_quantum_circuit(qc: QuantumCircuit, name: str | None = None) -> CircuitIR:
+def from_quantum_circuit(qc: QuantumCircuit, name: str | None = None, limits: IngestLimits | None = None,
+                         stats: IngestStats | None = None) -> CircuitIR:
     """Lower a Qiskit circuit to a :class:`CircuitIR`.
 
     Args:
         qc: the circuit; every parameter must be bound.
         name: label stored in the IR; defaults to ``qc.name``.
+        limits: bounds checked while expanding gate definitions (defaults:
+            :class:`~compiler.limits.IngestLimits`).
+        stats: receives the expansion work done.
 
     Returns:
         The circuit's IR.
 
     Raises:
         QasmValidationError: see :func:`compiler.lower.lower_circuit`
-            (``line``/``column`` are ``None``).
+            (``line``/``column`` are ``None``); :class:`LimitExceededError`
+            for a bound of ``limits``.
         TypeError: ``qc`` is not a ``QuantumCircuit``.
     """
     if not isinstance(qc, QuantumCircuit):
         raise TypeError(f"expected a QuantumCircuit, not {type(qc).__name__}")
-    return lower_circuit(qc, name=qc.name if name is None else name)
-
-
-_QREG = re.compile(r"\bqreg\s+[A-Za-z_]\w*\s*\[\s*(\d+)\s*\]")
-_QUBIT_ARRAY = re.compile(r"\bqubit\s*\[\s*(\d+)\s*\]")
-_QUBIT_SINGLE = re.compile(r"\bqubit\s+[A-Za-z_]")
-_PHYSICAL = re.compile(r"\$(\d+)")
-
-
-def declared_qubits(text: str) -> int:
-    """Cheap upper-bound estimate of a program's width, without parsing (FR-014).
-
-    Sums ``qreg name[N]``, ``qubit[N] name`` and single ``qubit name``
-    declarations, and counts ``$k`` physical qubits as ``max k + 1``. Used to
-    refuse absurd widths before a parser allocates them; the parsed circuit's
-    own width is authoritative afterwards.
-    """
-    total = sum(int(n) for n in _QREG.findall(text)) + sum(int(n) for n in _QUBIT_ARRAY.findall(text))
-    total += len(_QUBIT_SINGLE.findall(text))
-    physical = [int(k) for k in _PHYSICAL.findall(text)]
-    return total + (max(physical) + 1 if physical else 0)
+    return lower_circuit(qc, name=qc.name if name is None else name, limits=limits, stats=stats)

@@ -46,6 +46,7 @@ from qiskit.quantum_info import Operator
 
 from compiler.errors import QasmValidationError
 from compiler.ir import CircuitIR, Measurement, Operation, Register
+from compiler.limits import IngestLimits, IngestStats, LimitExceededError, check_width, too_many_operations
 
 _STANDARD: dict[str, Instruction] = get_standard_gate_name_mapping()
 _DROPPED = frozenset({"barrier", "delay", "global_phase"})
@@ -65,10 +66,17 @@ def _is_standard_gate(op: Instruction) -> bool:
 
 
 class _StandardMatcher:
-    """Decides whether a gate is a standard gate; memoises per lowering call."""
+    """Decides whether a gate is a standard gate; memoises per lowering call.
+
+    A user gate that carries a standard name is compared with the standard
+    gate's unitary only when its definition expands to at most
+    ``_EQUIVALENCE_MAX_OPS`` operations: building the operator of a larger
+    definition would cost as much as the expansion the limits exist to bound.
+    """
 
     def __init__(self) -> None:
         self._defined: dict[tuple[str, tuple[float, ...]], bool] = {}
+        self.size: Callable[[Instruction], int] = lambda op: 0  # set by _Expander
 
     def __call__(self, op: Instruction) -> bool:
         if _is_standard_gate(op):
@@ -89,7 +97,7 @@ class _StandardMatcher:
             return False  # unbound: the expansion reports it
         key = (op.name, params)
         if key not in self._defined:
-            self._defined[key] = self._same_unitary(op, proto, params)
+            self._defined[key] = self.size(op) <= _EQUIVALENCE_MAX_OPS and self._same_unitary(op, proto, params)
         return self._defined[key]
 
     @staticmethod
@@ -99,6 +107,144 @@ class _StandardMatcher:
             return Operator(op.definition).equiv(Operator(standard))
         except Exception:
             return False
+
+
+_EQUIVALENCE_MAX_OPS = 64
+
+#: One expanded instruction: (instruction, qubit indices, clbit indices), indices
+#: local to the definition being expanded (global at the top level).
+_Item = tuple[Instruction, tuple[int, ...], tuple[int, ...]]
+
+
+class _Expander:
+    """Expands user-defined gates into standard gates with bounded work (FR-003, FR-014).
+
+    Each distinct definition is sized and expanded once and the result reused
+    for every call: 17 nested two-call definitions cost 34 steps to size, not
+    131,072. Sizing runs before anything is materialised, so a circuit that
+    would expand beyond ``limits.max_operations`` is refused after at most
+    that many steps (counted in ``stats.expanded``), whatever its nesting.
+
+    A definition is identified by its gate class, name and parameters for
+    gates defined in an OpenQASM program (their names are unique in a program
+    and each call builds its own definition), and by the identity of its definition
+    circuit otherwise (library and user gates built in Python, OpenQASM 3 gates
+    whose instances share one definition).
+    """
+
+    def __init__(self, is_standard: _StandardMatcher, limits: IngestLimits, stats: IngestStats) -> None:
+        self._is_standard = is_standard
+        self._limits = limits
+        self._stats = stats
+        self._sizes: dict[object, int] = {}
+        self._bodies: dict[object, list[_Item]] = {}
+        self._alive: list[object] = []  # keeps keyed definitions alive so their ids stay unique
+        is_standard.size = self.size
+
+    def expands(self, op: Instruction) -> bool:
+        """Whether ``op`` is a user-defined gate to replace by its definition."""
+        return isinstance(op, Gate) and op.name not in _DROPPED and not self._is_standard(op)
+
+    def _key(self, op: Instruction) -> object:
+        if type(op).__name__ == "_DefinedGate" or getattr(op, "definition_key_by_name", False):
+            # qiskit.qasm2's lazily defined gates and compiler._qasm3_bounded.ProgramGate
+            return (type(op), op.name, op.num_qubits, tuple(repr(p) for p in op.params))
+        definition = op.definition
+        self._alive.append(definition)
+        return id(definition)
+
+    def _definition(self, op: Instruction) -> QuantumCircuit:
+        definition = op.definition
+        if definition is None:
+            raise QasmValidationError(f"gate '{op.name}' has no definition (opaque gates cannot be simulated)")
+        return definition
+
+    def size(self, op: Instruction, depth: int = 1) -> int:
+        """Operations ``op`` expands to (1 for a standard gate or a non-gate instruction).
+
+        Raises:
+            LimitExceededError: deeper than ``max_gate_nesting``, more than
+                ``max_operations`` operations, or more sizing steps than that.
+            QasmValidationError: an opaque gate (no definition).
+        """
+        if not (isinstance(op, Gate) and op.name not in _DROPPED) or _is_standard_gate(op):
+            return 1
+        key = self._key(op)
+        known = self._sizes.get(key)
+        if known is not None:
+            return known
+        if depth > self._limits.max_gate_nesting:
+            raise LimitExceededError(
+                "max_gate_nesting", depth, self._limits.max_gate_nesting,
+                f"gate '{op.name}' is nested {depth} definitions deep; the limit is {self._limits.max_gate_nesting}",
+            )
+        total = 0
+        for inst in self._definition(op).data:
+            self._stats.expanded += 1
+            if self._stats.expanded > self._limits.max_operations:
+                raise LimitExceededError(
+                    "max_operations", self._stats.expanded, self._limits.max_operations,
+                    f"expanding the gate definitions takes more than {self._limits.max_operations} steps",
+                )
+            sub = inst.operation
+            if sub.name in _DROPPED:
+                continue
+            total += self.size(sub, depth + 1) if self.expands(sub) else 1
+            if total > self._limits.max_operations:
+                raise too_many_operations(total, self._limits)
+        self._sizes[key] = total
+        return total
+
+    def body(self, op: Instruction) -> list[_Item]:
+        """``op``'s expansion on its own qubits ``0..n-1`` and clbits (call :meth:`size` first)."""
+        key = self._key(op)
+        cached = self._bodies.get(key)
+        if cached is not None:
+            return cached
+        definition = self._definition(op)
+        qpos = {bit: i for i, bit in enumerate(definition.qubits)}
+        cpos = {bit: i for i, bit in enumerate(definition.clbits)}
+        items: list[_Item] = []
+        for inst in definition.data:
+            sub = inst.operation
+            qubits = tuple(qpos[q] for q in inst.qubits)
+            clbits = tuple(cpos[c] for c in inst.clbits)
+            if self.expands(sub):
+                items.extend((o, tuple(qubits[q] for q in qs), tuple(clbits[c] for c in cs))
+                             for o, qs, cs in self.body(sub))
+            else:
+                items.append((sub, qubits, clbits))
+        self._bodies[key] = items
+        return items
+
+
+def _flatten(qc: QuantumCircuit, limits: IngestLimits, stats: IngestStats) -> Iterator[_Item]:
+    """Yield ``(instruction, qubits, clbits)`` of ``qc`` in program order, user gates expanded.
+
+    Raises:
+        LimitExceededError: more than ``limits.max_operations`` operations in
+            all (checked before each gate is expanded) or a limit of
+            :meth:`_Expander.size`.
+    """
+    expander = _Expander(_StandardMatcher(), limits, stats)
+    qpos = {bit: i for i, bit in enumerate(qc.qubits)}
+    cpos = {bit: i for i, bit in enumerate(qc.clbits)}
+    total = 0
+    for inst in qc.data:
+        op = inst.operation
+        qubits = tuple(qpos[q] for q in inst.qubits)
+        clbits = tuple(cpos[c] for c in inst.clbits)
+        if expander.expands(op):
+            total += expander.size(op)
+            if total > limits.max_operations:
+                raise too_many_operations(total, limits)
+            for sub, qs, cs in expander.body(op):
+                yield sub, tuple(qubits[q] for q in qs), tuple(clbits[c] for c in cs)
+        else:
+            total += op.name not in _DROPPED
+            if total > limits.max_operations:
+                raise too_many_operations(total, limits)
+            yield op, qubits, clbits
 
 
 def _real_param(value: object, gate: str) -> float:
@@ -129,35 +275,6 @@ def _real_param(value: object, gate: str) -> float:
     return result
 
 
-def _flatten(
-    circuit: QuantumCircuit,
-    outer: Sequence[int],
-    clbits: Sequence[int],
-    is_standard: Callable[[Instruction], bool],
-) -> Iterator[tuple[Instruction, tuple[int, ...], tuple[int, ...]]]:
-    """Yield ``(instruction, global qubits, global clbits)``, expanding non-standard gates.
-
-    ``outer[i]`` / ``clbits[i]`` are the global indices of ``circuit``'s i-th
-    qubit / clbit.
-    """
-    qpos = {bit: i for i, bit in enumerate(circuit.qubits)}
-    cpos = {bit: i for i, bit in enumerate(circuit.clbits)}
-    for inst in circuit.data:
-        op = inst.operation
-        qubits = tuple(outer[qpos[q]] for q in inst.qubits)
-        cbits = tuple(clbits[cpos[c]] for c in inst.clbits)
-        if isinstance(op, Gate) and op.name not in _DROPPED and not is_standard(op):
-            definition = op.definition
-            if definition is None:
-                raise QasmValidationError(
-                    f"gate '{op.name}' on qubits {list(qubits)} has no definition "
-                    "(opaque gates cannot be simulated)"
-                )
-            yield from _flatten(definition, qubits, cbits, is_standard)
-        else:
-            yield op, qubits, cbits
-
-
 def _layout(
     bits: Sequence[Bit], registers: Sequence[QiskitRegister], default: str
 ) -> tuple[Register, ...]:
@@ -173,12 +290,15 @@ def _layout(
     return (Register(default, len(bits)),) if bits else ()
 
 
-def lower_circuit(qc: QuantumCircuit, name: str) -> CircuitIR:
+def lower_circuit(qc: QuantumCircuit, name: str, limits: IngestLimits | None = None,
+                  stats: IngestStats | None = None) -> CircuitIR:
     """Lower ``qc`` to a :class:`CircuitIR` named ``name``.
 
     Args:
         qc: any Qiskit circuit; its parameters must all be bound.
         name: label stored in the IR.
+        limits: bounds checked while expanding (defaults: :class:`IngestLimits`).
+        stats: receives the work done (also when a limit stops it).
 
     Returns:
         The IR: standard gates in program order on flat qubit indices, terminal
@@ -188,15 +308,18 @@ def lower_circuit(qc: QuantumCircuit, name: str) -> CircuitIR:
         QasmValidationError: zero qubits, non-terminal measurement, reset,
             classical control, other non-unitary instructions, opaque gates,
             unbound / complex / non-finite parameters (``line`` is ``None``).
+        LimitExceededError: more qubits, clbits or (expanded) operations than
+            ``limits`` allow, or gate definitions nested too deeply.
     """
+    limits = limits or IngestLimits()
+    stats = stats if stats is not None else IngestStats()
     if qc.num_qubits == 0:
         raise QasmValidationError("the circuit has no qubits")
+    check_width(qc.num_qubits, qc.num_clbits, limits)
     operations: list[Operation] = []
     measurements: list[Measurement] = []
     measured: set[int] = set()
-    qubit_ids = range(qc.num_qubits)
-    clbit_ids = range(qc.num_clbits)
-    for op, qubits, clbits in _flatten(qc, qubit_ids, clbit_ids, _StandardMatcher()):
+    for op, qubits, clbits in _flatten(qc, limits, stats):
         if op.name in _DROPPED or isinstance(op, (Barrier, Delay)):
             continue
         if isinstance(op, Measure):

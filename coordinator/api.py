@@ -14,8 +14,9 @@ import logging
 import time
 import uuid
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import anyio
 import trio
 from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
@@ -23,8 +24,9 @@ from fastapi.responses import JSONResponse, Response
 from limits import parse as parse_rate
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coordinator.jobs import (
@@ -38,7 +40,6 @@ from coordinator.jobs import (
     JobState,
     Priority,
 )
-from compiler import declared_qubits
 from coordinator.service import CoordinatorService, Submission, SubmissionRejected, detect_format
 from protocol.advert import ServiceAdvertisement
 from protocol.ids import PROTOCOL_VERSION
@@ -61,16 +62,31 @@ class RequestIdFilter(logging.Filter):
 _OPEN_PATHS = frozenset({"/api/v1/health", "/metrics"})  # load balancers and scrapers carry no key
 
 
-class SubmitRequest(BaseModel):
-    """Body of ``POST /api/v1/circuits/submit``."""
+def _utf8(value: str) -> str:
+    """Reject text that cannot be stored and returned as UTF-8 (a lone surrogate such as ``"\\ud800"``)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"not valid Unicode text: lone surrogate at character {exc.start}") from None
+    return value
 
-    qasm: str = Field(min_length=1, description="OpenQASM 2 or 3 program text")
+
+#: A request string: any ``str`` that is encodable as UTF-8 (checked at the door, FR-014).
+Text = Annotated[str, AfterValidator(_utf8)]
+
+
+class SubmitRequest(BaseModel):
+    """Body of ``POST /api/v1/circuits/submit`` (and of the dry-run plan). Unknown fields are a 422."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    qasm: Text = Field(min_length=1, description="OpenQASM 2 or 3 program text")
     format: Literal["qasm2", "qasm3"] | None = Field(default=None, description="detected from the header when omitted")
     shots: int | None = Field(default=None, ge=1, description="measurement repetitions; default from config")
     seed: int | None = Field(default=None, ge=0, le=2**63 - 1, description="simulator seed for reproducible counts")
-    name: str | None = Field(default=None, max_length=128, description="label shown in job lists")
+    name: Text | None = Field(default=None, max_length=128, description="label shown in job lists")
     priority: Priority = Field(default=Priority.NORMAL, description="queue priority: low, normal, high, urgent")
-    tags: list[str] = Field(default_factory=list, max_length=16, description="free labels to filter job lists by")
+    tags: list[Text] = Field(default_factory=list, max_length=16, description="free labels to filter job lists by")
     weights: CostWeightOverrides | None = Field(default=None, description="cost weights for this job (FR-004)")
     min_fidelity: float | None = Field(default=None, ge=0.0, le=1.0, description="estimated-fidelity floor")
     min_nodes: int = Field(default=1, ge=1, le=1000, description="spread over at least this many nodes")
@@ -155,54 +171,160 @@ class ErrorBody(BaseModel):
 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 422, 429, 503)
+    code: {"model": ErrorBody} for code in (400, 401, 404, 409, 413, 422, 429, 500, 503)
 }
+
+
+def _printable(value: Any) -> Any:
+    """``value`` with every string made encodable as UTF-8 (a lone surrogate becomes the text ``\\ud800``)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_printable(k): _printable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_printable(v) for v in value]
+    return value
+
+
+class SafeJSONResponse(JSONResponse):
+    """The app's JSON response: text stored before strings were checked at the door (or any other text
+    that is not valid Unicode) is escaped instead of failing the request (FR-014)."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return super().render(_printable(content))
 
 
 def _error(status: int, code: str, message: str, details: dict[str, Any] | None = None,
            headers: dict[str, str] | None = None) -> JSONResponse:
     body = {"error": ErrorInfo(code=code, message=message, details=details or {}).model_dump()}
-    return JSONResponse(status_code=status, content=body, headers=headers)
+    return SafeJSONResponse(status_code=status, content=body, headers=headers)
 
 
-class BodySizeLimit:
-    """ASGI middleware: 413 for a request body over ``max_bytes``, before anything parses it (FR-014)."""
+class HttpDoor:
+    """The outermost ASGI layer of the app (FR-012, FR-014); it wraps even Starlette's error middleware.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    * Request id: takes the client's ``X-Request-ID`` or makes one, sets :data:`request_id` for the
+      log lines, and adds the header to every HTTP response (errors, 413 and 500 included).
+    * Body limit: reads the whole body first, counting it as it arrives (``Content-Length`` or
+      chunked), and hands it to the app only when it is at most ``max_bytes``. So no handler ever
+      answers before the body is read, and the connection stays usable after any 4xx.
+    * Over the limit: 413 ``too_large`` with ``Connection: close``. The rest of the body is first read
+      and thrown away (up to ``drain_bytes`` more and ``drain_s`` seconds) so that the client, which
+      writes its whole body before it reads, gets the 413 rather than a reset; then the server closes.
+    * An exception nothing else answered: a JSON 500 ``internal`` (the traceback is logged).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, drain_bytes: int | None = None, drain_s: float = 10.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.drain_bytes = drain_bytes if drain_bytes is not None else max(16 * 1024 * 1024, 8 * max_bytes)
+        self.drain_s = drain_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(scope, receive, send)
-            return
-        received = 0
+        raw_rid = next((v for k, v in scope.get("headers", []) if k.lower() == b"x-request-id" and v), None)
+        rid = raw_rid.decode("latin-1") if raw_rid else uuid.uuid4().hex
+        token = request_id.set(rid)
+        try:
+            if scope["type"] == "websocket":
+                await self.app(scope, receive, send)
+            else:
+                await self._http(scope, receive, send, rid)
+        finally:
+            request_id.reset(token)
 
-        async def limited() -> Message:
-            nonlocal received
+    async def _http(self, scope: Scope, receive: Receive, send: Send, rid: str) -> None:
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message.setdefault("headers", [])
+                headers = MutableHeaders(scope=message)
+                if "x-request-id" not in headers:
+                    headers.append("X-Request-ID", rid)
+            await send(message)
+
+        declared = next((v for k, v in scope.get("headers", []) if k.lower() == b"content-length"), None)
+        if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
+            await self._too_large(scope, receive, send_with_id, int(declared) - self.max_bytes, finished=False)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _TooLarge
-            return message
+            if message["type"] != "http.request":  # the client left before its body was complete
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._too_large(scope, receive, send_with_id, None, finished=not message.get("more_body"))
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
 
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._reject(scope, receive, send)
+            await self.app(scope, replay, send_with_id)
+        except Exception:
+            if started:  # the 500 went out already (the error handler logged the traceback)
+                return
+            log.exception("unhandled error serving %s %s", scope.get("method"), scope.get("path"))
+            await _error(500, "internal", "internal server error; the coordinator logged the cause",
+                         {"request_id": rid})(scope, replay, send_with_id)
 
-    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = _error(413, "too_large", f"request body exceeds {self.max_bytes} bytes")
-        await response(scope, receive, send)
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, remaining: int | None,
+                         finished: bool) -> None:
+        response = _error(413, "too_large", f"request body exceeds {self.max_bytes} bytes",
+                          {"max_bytes": self.max_bytes}, headers={"Connection": "close"})
+        drained = anyio.Event()
+
+        async def drain() -> None:
+            nonlocal finished
+            budget = self.drain_bytes
+            if remaining is None or remaining <= budget:
+                with anyio.move_on_after(self.drain_s):
+                    while not finished and budget >= 0:
+                        message = await receive()
+                        budget -= len(message.get("body", b""))
+                        finished = message["type"] != "http.request" or not message.get("more_body", False)
+            drained.set()
+            while not finished:  # keep the server's body queue moving while the 413 goes out
+                message = await receive()
+                finished = message["type"] != "http.request" or not message.get("more_body", False)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(drain)
+            await drained.wait()
+            await response(scope, receive, send)
+            tasks.cancel_scope.cancel()
 
 
-class _TooLarge(Exception):
-    pass
+class _App(FastAPI):
+    """FastAPI with :class:`HttpDoor` outside Starlette's whole middleware stack."""
+
+    max_request_bytes: int = 1024 * 1024
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return HttpDoor(super().build_middleware_stack(), self.max_request_bytes)
 
 
 def create_app(service: CoordinatorService, peer_id: str, health_probe: Any = None) -> FastAPI:
@@ -214,12 +336,14 @@ def create_app(service: CoordinatorService, peer_id: str, health_probe: Any = No
             for the libp2p host and pubsub mesh.
     """
     settings = service.settings
-    app = FastAPI(
+    app = _App(
+        default_response_class=SafeJSONResponse,
         title="qb2 coordinator",
         version=PROTOCOL_VERSION,
         description="Submit OpenQASM circuits for distributed execution on qb2 service nodes. "
         "Errors are `{\"error\": {\"code\", \"message\", \"details\"}}`.",
     )
+    app.max_request_bytes = settings.limits.max_request_bytes
     started = time.time()
     keys = [k.get_secret_value().encode() for k in settings.api.api_keys]
     limiter = MovingWindowRateLimiter(MemoryStorage()) if settings.api.rate_limit else None
@@ -241,29 +365,20 @@ def create_app(service: CoordinatorService, peer_id: str, health_probe: Any = No
 
     @app.middleware("http")
     async def guard(request: Request, call_next: Any) -> Response:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        token = request_id.set(rid)
-        try:
-            path = request.url.path
-            key = presented_key(request.headers)
-            if keys and path not in _OPEN_PATHS and not key_ok(key):
-                response: Response = _error(401, "unauthorized", "missing or invalid API key; send X-API-Key",
-                                            headers={"WWW-Authenticate": "Bearer"})
-            elif limiter is not None and rate is not None and path not in _OPEN_PATHS and not limiter.hit(
-                rate, client_id := (key if keys else None) or (request.client.host if request.client else "unknown")
-            ):  # per valid API key when keys are on; per IP otherwise (an invented key is no new identity)
-                stats = limiter.get_window_stats(rate, client_id)
-                retry = max(1, int(stats.reset_time - time.time()) + 1)
-                response = _error(429, "rate_limited", f"rate limit {settings.api.rate_limit} exceeded; retry later",
-                                  {"retry_after_s": retry}, headers={"Retry-After": str(retry)})
-            else:
-                response = await call_next(request)
-            response.headers["X-Request-ID"] = rid
-            return response
-        finally:
-            request_id.reset(token)
-
-    app.add_middleware(BodySizeLimit, max_bytes=settings.limits.max_request_bytes)
+        path = request.url.path
+        key = presented_key(request.headers)
+        if keys and path not in _OPEN_PATHS and not key_ok(key):
+            return _error(401, "unauthorized", "missing or invalid API key; send X-API-Key",
+                          headers={"WWW-Authenticate": "Bearer"})
+        if limiter is not None and rate is not None and path not in _OPEN_PATHS and not limiter.hit(
+            rate, client_id := (key if keys else None) or (request.client.host if request.client else "unknown")
+        ):  # per valid API key when keys are on; per IP otherwise (an invented key is no new identity)
+            stats = limiter.get_window_stats(rate, client_id)
+            retry = max(1, int(stats.reset_time - time.time()) + 1)
+            return _error(429, "rate_limited", f"rate limit {settings.api.rate_limit} exceeded; retry later",
+                          {"retry_after_s": retry}, headers={"Retry-After": str(retry)})
+        response: Response = await call_next(request)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -275,7 +390,13 @@ def create_app(service: CoordinatorService, peer_id: str, health_probe: Any = No
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, "http_error", str(exc.detail))
+        return _error(exc.status_code, "http_error", str(exc.detail), headers=exc.headers)  # 405 keeps Allow
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error serving %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(500, "internal", "internal server error; the coordinator logged the cause",
+                      {"request_id": request_id.get()})
 
     @app.post("/api/v1/circuits/submit", status_code=202, response_model=SubmitResponse, responses=_ERRORS)
     async def submit(body: SubmitRequest) -> Any:
@@ -290,7 +411,7 @@ def create_app(service: CoordinatorService, peer_id: str, health_probe: Any = No
             job = await service.submit(Submission(body.qasm, body.format, shots, body.seed, body.name,
                                                   body.priority, tuple(body.tags), options))
         except SubmissionRejected as exc:
-            return JSONResponse(status_code=exc.status, content={"error": exc.error.model_dump()})
+            return SafeJSONResponse(status_code=exc.status, content={"error": exc.error.model_dump()})
         base = f"/api/v1/jobs/{job.job_id}"
         return SubmitResponse(job_id=job.job_id, state=job.state, status_url=base, result_url=f"{base}/result",
                               stream_url=f"{base}/stream")
@@ -301,14 +422,10 @@ def create_app(service: CoordinatorService, peer_id: str, health_probe: Any = No
         options = JobOptions(weights=body.weights or CostWeightOverrides(), min_fidelity=body.min_fidelity,
                              min_nodes=body.min_nodes)
         fmt = body.format or detect_format(body.qasm)
-        if len(body.qasm.encode()) > settings.limits.max_qasm_bytes:
-            return _error(413, "too_large", f"qasm is larger than the {settings.limits.max_qasm_bytes}-byte limit")
-        if (width := declared_qubits(body.qasm)) > settings.limits.max_qubits:
-            return _error(422, "too_wide", f"the program declares {width} qubits; the limit is {settings.limits.max_qubits}")
         try:
             _, plan = await trio.to_thread.run_sync(service.compile, body.qasm, fmt, body.name or "circuit", options)
         except SubmissionRejected as exc:
-            return JSONResponse(status_code=exc.status, content={"error": exc.error.model_dump()})
+            return SafeJSONResponse(status_code=exc.status, content={"error": exc.error.model_dump()})
         return json.loads(plan.to_json())
 
     @app.get("/api/v1/jobs", response_model=JobPage, responses=_ERRORS)
@@ -351,18 +468,18 @@ def create_app(service: CoordinatorService, peer_id: str, health_probe: Any = No
         Close code 4404: unknown job; 4401: API key required (pass ``?api_key=`` or the header).
         """
         key = presented_key(websocket.headers) or websocket.query_params.get("api_key")
+        await websocket.accept()  # then close with a code: a close before accepting would be an HTTP 403
         if keys and not key_ok(key):
-            await websocket.close(code=4401)
+            await websocket.close(code=4401, reason="API key required")
             return
         if await service.store.get_job(job_id) is None:
-            await websocket.close(code=4404)
+            await websocket.close(code=4404, reason=f"no job {job_id}"[:120])
             return
-        await websocket.accept()
         last = 0
         try:
             while True:
                 for event in await service.store.events(job_id, last):
-                    await websocket.send_text(event.model_dump_json())
+                    await websocket.send_text(json.dumps(_printable(event.model_dump(mode="json"))))
                     last = event.event_id
                     if event.state.final:
                         await websocket.close()
@@ -438,7 +555,7 @@ def create_app(service: CoordinatorService, peer_id: str, health_probe: Any = No
         body = Health(status="ok" if healthy else "degraded", peer_id=peer_id, protocol_version=PROTOCOL_VERSION,
                       dependencies=deps, nodes_available=available, queue_depth=len(service.queue), jobs=jobs,
                       uptime_s=time.time() - started)
-        return JSONResponse(status_code=200 if healthy else 503, content=body.model_dump())
+        return SafeJSONResponse(status_code=200 if healthy else 503, content=body.model_dump())
 
     @app.get("/metrics", response_class=Response)
     async def metrics() -> Response:

@@ -84,6 +84,13 @@ def node(
     executor: Annotated[str, typer.Option(help="simulator: aer (CPU) or aer-gpu")] = "aer",
     accept_control: Annotated[bool, typer.Option("--accept-control", help="serve fault injection (/qb2/control/1.0.0) for tests and experiments")] = False,
     bootstrap: Annotated[Optional[list[str]], typer.Option(help="coordinator multiaddr with /p2p/<peer id>; repeatable")] = None,
+    join_token: Annotated[Optional[str], typer.Option(
+        help="join token from the coordinator's operator (`qb2 join-token`); overrides p2p.join_token (FR-019)")] = None,
+    allow_peer: Annotated[Optional[list[str]], typer.Option(
+        help="also serve requests from this peer ID (e.g. an operator tool); adds to p2p.allowed_peers; repeatable")] = None,
+    print_peer_id: Annotated[bool, typer.Option(
+        "--print-peer-id", help="print this node's peer ID (creating its identity if needed) and exit; "
+                                "the operator issues its join token for it")] = False,
     listen: Annotated[Optional[str], typer.Option(help="libp2p listen multiaddr")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="state folder root")] = None,
     ready_file: Annotated[Optional[Path], typer.Option(help="write peer ID and multiaddrs here when listening")] = None,
@@ -132,14 +139,67 @@ def node(
         settings = settings.model_copy(update={"node": settings.node.model_copy(
             update={"faults": [*settings.node.faults, *cli_faults]})})
     updates: dict[str, Any] = {}
-    if bootstrap or listen:
-        updates["p2p"] = settings.p2p.model_copy(update={k: v for k, v in
-                                                         {"bootstrap": bootstrap, "listen": listen}.items() if v})
+    p2p_updates: dict[str, Any] = {k: v for k, v in
+                                   {"bootstrap": bootstrap, "listen": listen, "join_token": join_token}.items() if v}
+    if allow_peer:
+        p2p_updates["allowed_peers"] = [*settings.p2p.allowed_peers, *allow_peer]
+    if p2p_updates:
+        updates["p2p"] = settings.p2p.model_copy(update=p2p_updates)
     if data_dir is not None:
         updates["data_dir"] = data_dir
     settings = settings.model_copy(update=updates)
+    if print_peer_id or settings.p2p.join_token:
+        from protocol.membership import JoinTokenError, peer_id_of
+        from protocol.transport import load_or_create_identity
+        from service_node.daemon import admitted_peers
+
+        own = peer_id_of(load_or_create_identity(settings.state_dir / "identity.key"))
+        if print_peer_id:
+            typer.echo(own)
+            return
+        try:  # a wrong token fails here, with the reason, not after start-up
+            admitted_peers(settings, own)
+        except JoinTokenError as exc:
+            _fail(f"--join-token / p2p.join_token refused: {exc.reason}")
     configure_logging(settings.log_level, component="node")
     trio.run(partial(_until_signal, run_node, settings, ready_file=ready_file))
+
+
+@app.command("join-token")
+def join_token_cmd(
+    peer_id: Annotated[str, typer.Option("--peer-id", help="the node's peer ID (`qb2 node --print-peer-id`)")],
+    ttl_s: Annotated[float, typer.Option("--ttl-s", min=1, help="validity in seconds from now")] = 30 * 86400,
+    config: ConfigOpt = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="the coordinator's data folder; overrides data_dir")] = None,
+) -> None:
+    """Issue a join token admitting PEER_ID to this coordinator (FR-019); prints the token.
+
+    Signs with the coordinator's identity key, ``DATA_DIR/coordinator/identity.key``
+    (run on the coordinator's machine, with its config). The node presents it
+    with ``qb2 node --join-token TOKEN`` (or ``p2p.join_token``).
+    """
+    import datetime
+
+    from coordinator.config import ConfigError, load_settings
+    from protocol.membership import decode_join_token, issue_join_token, peer_id_of
+    from protocol.transport import load_or_create_identity
+
+    try:
+        root = data_dir or load_settings(config).data_dir
+    except ConfigError as exc:
+        _fail(str(exc))
+    key_file = root / "coordinator" / "identity.key"
+    if not key_file.exists():
+        _fail(f"no coordinator identity at {key_file}; start the coordinator once, or pass its --data-dir / --config")
+    try:
+        key_pair = load_or_create_identity(key_file)
+        token = issue_join_token(key_pair, peer_id, ttl_s)
+    except ValueError as exc:
+        _fail(str(exc))
+    expires = decode_join_token(token)[0].expires_at
+    until = datetime.datetime.fromtimestamp(expires, datetime.timezone.utc).isoformat(timespec="seconds")
+    typer.echo(f"join token for {peer_id} from coordinator {peer_id_of(key_pair)}, valid until {until}", err=True)
+    typer.echo(token)
 
 
 def _raise_keyboard_interrupt(*_: object) -> None:
@@ -153,9 +213,20 @@ def up(
     api_port: Annotated[int, typer.Option(help="coordinator API port (0: ephemeral)")] = 8700,
     data_dir: Annotated[Optional[Path], typer.Option(help="cluster data folder (default: a new temporary one)")] = None,
     config: ConfigOpt = None,
+    restart: Annotated[bool, typer.Option(
+        "--restart", help="restart the coordinator or a node that exits, at most --max-restarts times each "
+                          "(the coordinator keeps its API port and libp2p address); without it, or once a daemon "
+                          "has used its restarts, `qb2 up` stops the cluster and exits 1")] = False,
+    max_restarts: Annotated[int, typer.Option(min=1, max=100, help="restarts per daemon with --restart")] = 3,
 ) -> None:
-    """Start a local cluster (coordinator + service nodes on 127.0.0.1) and run until Ctrl-C."""
-    from coordinator.cluster import DEFAULT_NODES, LocalCluster, NodeSpec
+    """Start a local cluster (coordinator + service nodes on 127.0.0.1) and run until Ctrl-C.
+
+    Supervises its daemons: when the coordinator or a node exits, it says which
+    and why (exit code or signal, last line of logs/<name>.log), then stops the
+    cluster and exits with status 1, unless --restart restarts it (a bounded
+    number of times, --max-restarts). Ctrl-C or SIGTERM stops it with status 0.
+    """
+    from coordinator.cluster import DEFAULT_NODES, Exited, LocalCluster, NodeSpec
 
     if devices:
         names = [d.strip() for d in devices.split(",") if d.strip()]
@@ -176,14 +247,22 @@ def up(
     # installs no KeyboardInterrupt handler, so `kill -INT` would not stop the cluster.
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
     signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
+
+    def restarting(exited: Exited, n: int) -> None:
+        typer.echo(f"{exited.describe()}; restarting it ({n}/{max_restarts})", err=True)
+
+    status = 0
     try:
-        while True:
-            signal.pause()
+        final = cluster.watch(max_restarts=max_restarts if restart else 0, on_restart=restarting)
+        status = 1
+        budget = f" after {max_restarts} restarts" if restart and final.restart_error is None else ""
+        typer.echo(f"error: {final.describe()}{budget}; stopping the cluster (logs in {cluster.log_dir})", err=True)
     except KeyboardInterrupt:
         pass
     finally:
         typer.echo("stopping cluster ...", err=True)
         cluster.stop()
+    raise typer.Exit(status)
 
 
 @app.command()

@@ -87,6 +87,12 @@ class RuntimeSettings(_Section):
     execute_timeout_per_mib_s: float = Field(default=1.0, ge=0.0, le=600.0,
                                              description="added to execute_timeout_s per MiB of state sent")
     reserve_timeout_s: float = Field(default=5.0, gt=0.0, le=600.0, description="per reservation request")
+    max_reservation_offers: int = Field(
+        default=8, ge=0, le=64,
+        description="later windows a busy node may offer per fragment before the fragment runs without one (FR-005)")
+    release_timeout_s: float = Field(
+        default=10.0, gt=0.0, le=600.0,
+        description="seconds a finished, cancelled or failed job spends at most releasing its windows (FR-005)")
     metrics_snapshot_s: float = Field(default=60.0, gt=0.0, le=86400.0, description="metrics written to SQLite this often")
     backoff_base_s: float = Field(default=0.05, ge=0.0, le=60.0)
     backoff_max_s: float = Field(default=1.0, ge=0.0, le=600.0)
@@ -112,11 +118,15 @@ class QualitySettings(_Section):
 
 
 class LimitSettings(_Section):
-    """Input limits checked before parsing (FR-014)."""
+    """Input limits, checked while the circuit is ingested, never after (FR-014; see compiler/limits.py)."""
 
     max_qasm_bytes: int = Field(default=512 * 1024, ge=16)
-    max_qubits: int = Field(default=64, ge=1, le=4096, description="declared qubits, checked before parsing")
-    max_operations: int = Field(default=100_000, ge=1, description="gates + measurements after parsing")
+    max_qubits: int = Field(default=64, ge=1, le=4096, description="declared qubits, counted at each declaration")
+    max_clbits: int = Field(default=1024, ge=1, le=65536, description="declared classical bits")
+    max_operations: int = Field(default=100_000, ge=1, le=10_000_000,
+                                description="gates + measurements after expanding gate definitions; also the "
+                                "budget of expansion steps")
+    max_gate_nesting: int = Field(default=32, ge=1, le=1000, description="user gate definitions calling each other")
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024, description="HTTP request body size")
     max_shots: int = Field(default=100_000, ge=1, le=1_000_000)
     default_shots: int = Field(default=1024, ge=1)

@@ -69,7 +69,9 @@ async def run_coordinator(
         handler.addFilter(RequestIdFilter())
     key_pair = load_or_create_identity(settings.data_dir / "coordinator" / "identity.key")
     host = make_host(key_pair)
-    pubsub, router = make_pubsub(host, settings.discovery.gossip_heartbeat_s)
+    # unsigned adverts are counted and logged by the network (FR-019); it exists before any message arrives
+    pubsub, router = make_pubsub(host, settings.discovery.gossip_heartbeat_s,
+                                 on_unverified=lambda *args: network.note_unverified(*args))
     q = settings.quality
     registry = Registry(settings.discovery.registry_ttl_s, thresholds=QualityThresholds(
         q.min_gate_1q, q.min_gate_2q, q.min_readout, q.max_rtt_s, q.max_loss))
@@ -85,7 +87,14 @@ async def run_coordinator(
         await trio.to_thread.run_sync(warm_up, [advert.native_gates])
 
     network = CoordinatorNetwork(host, pubsub, registry, settings.p2p.max_frame_mib * 1024 * 1024,
-                                 allowed_peers=frozenset(settings.p2p.allowed_peers), on_advert=persist)
+                                 allowed_peers=frozenset(settings.p2p.allowed_peers), on_advert=persist,
+                                 membership=settings.p2p.membership)
+    if settings.p2p.membership == "open":
+        log.warning("open mesh: any peer that signs a valid advertisement is registered and receives job state "
+                    "(p2p.membership = \"open\"; FR-019)", extra={"peer_id": network.peer_id})
+    else:
+        log.info("membership closed: registering only p2p.allowed_peers and nodes with a join token of this "
+                 "coordinator", extra={"peer_id": network.peer_id, "allowed_peers": len(settings.p2p.allowed_peers)})
 
     async def invoke(node_id: str, request: ExecuteRequest, payload: bytes) -> tuple[ExecuteResponse, bytes]:
         # Execute-by-size (FR-007): a base timeout plus time to move and simulate the state.
@@ -98,6 +107,7 @@ async def run_coordinator(
                                      settings.runtime.reserve_timeout_s)
 
     service = CoordinatorService(settings, registry, store, invoke, reserve)
+    network.on_reject = lambda code: service.metrics.adverts_refused.labels(reason=code).inc()
 
     def health_probe() -> dict[str, tuple[bool, str]]:
         addrs = host.get_addrs()

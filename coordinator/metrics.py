@@ -32,6 +32,10 @@ class Metrics:
                                   registry=r)
         self.registry_size = Gauge("qb2_registry_nodes", "Nodes in the registry by status", ["status"], registry=r)
         self.adverts_rejected = Gauge("qb2_adverts_rejected", "Advertisements rejected since start", registry=r)
+        # FR-019: exposed as qb2_advertisements_rejected_total{reason}; reasons: unsigned, bad_signature,
+        # invalid, forged, not_admitted, token_{malformed,bad_signature,other_coordinator,other_peer,expired}
+        self.adverts_refused = Counter("qb2_advertisements_rejected", "Advertisements refused, by reason",
+                                       ["reason"], registry=r)
         self._completed = 0
         self._finished = 0
 

@@ -1,9 +1,12 @@
 """The coordinator's libp2p side: advertisement intake and fragment invocation.
 
 Advertisements arrive on :data:`protocol.ids.ADVERT_TOPIC`; pubsub has already
-checked the message signature (strict signing), and
+checked the message signature (strict signing; unsigned or badly signed
+messages are reported through :meth:`CoordinatorNetwork.note_unverified`),
 :func:`protocol.advert.parse_advertisement` checks that the advertised
-``node_id`` is the signer. Invocations open one stream per request over the
+``node_id`` is the signer, and :meth:`CoordinatorNetwork.admission` decides
+membership (FR-019): in ``closed`` mode only peers in ``p2p.allowed_peers``
+or presenting a valid join token are registered. Invocations open one stream per request over the
 long-lived connection that the node dialled (connecting costs ~250 ms; a
 stream costs one round trip).
 """
@@ -27,6 +30,7 @@ from protocol.advert import AdvertisementRejected, ServiceAdvertisement, parse_a
 from protocol.execute import ExecuteRequest, ExecuteResponse
 from protocol.framing import read_frame, write_frame
 from protocol.ids import ADVERT_TOPIC, EXECUTE_PROTOCOL_ID
+from protocol.membership import JoinTokenError, RateLimitedLog, verify_join_token
 
 log = logging.getLogger("qb2.coordinator.p2p")
 
@@ -45,14 +49,58 @@ class CoordinatorNetwork:
     """The coordinator's libp2p host, its pubsub service and the registry it feeds."""
 
     def __init__(self, host: IHost, pubsub: Pubsub, registry: Registry, max_frame_bytes: int,
-                 allowed_peers: frozenset[str] = frozenset(), on_advert: Callable[[ServiceAdvertisement], Awaitable[None]] | None = None) -> None:
+                 allowed_peers: frozenset[str] = frozenset(), on_advert: Callable[[ServiceAdvertisement], Awaitable[None]] | None = None,
+                 *, membership: str = "closed", on_reject: Callable[[str], None] | None = None) -> None:
         self.host = host
         self.pubsub = pubsub
         self.registry = registry
         self.max_frame_bytes = max_frame_bytes
         self.allowed_peers = allowed_peers
         self.on_advert = on_advert
+        #: ``closed`` (admit allowed_peers and join tokens) or ``open`` (admit any signer), FR-019
+        self.membership = membership
+        #: called with the reason code of every refused advertisement (the metric)
+        self.on_reject = on_reject
         self.peer_id = host.get_id().to_base58()
+        self._refusals = RateLimitedLog(log)
+
+    def admission(self, advert: ServiceAdvertisement) -> None:
+        """Raise unless the signer of ``advert`` (already checked: ``node_id``) is a member (FR-019).
+
+        Open mode admits every signer; closed mode a peer in ``p2p.allowed_peers``
+        or one whose ``join_token`` verifies under this coordinator's key for
+        exactly ``advert.node_id`` and has not expired.
+
+        Raises:
+            AdvertisementRejected: code ``not_admitted`` (no allowlist entry, no
+                token) or ``token_<code>`` (see :class:`protocol.membership.JoinTokenError`).
+        """
+        if self.membership == "open" or advert.node_id in self.allowed_peers:
+            return
+        if advert.join_token is None:
+            raise AdvertisementRejected(
+                f"peer {advert.node_id} is not admitted: not in p2p.allowed_peers and no join token "
+                "(issue one with `qb2 join-token --peer-id PEER`)", "not_admitted")
+        try:
+            verify_join_token(advert.join_token, self.host.get_public_key(), advert.node_id)
+        except JoinTokenError as exc:
+            raise AdvertisementRejected(f"peer {advert.node_id} is not admitted: {exc.reason}",
+                                        f"token_{exc.code}") from None
+
+    def reject(self, peer_id: str, code: str, reason: str, **extra: object) -> None:
+        """Count one refused advertisement (``registry.rejected``, ``on_reject(code)``) and log it, rate-limited
+        per peer and code: the first at WARNING, then at most one line a minute (with a ``suppressed`` count)."""
+        self.registry.rejected += 1
+        if self.on_reject is not None:
+            self.on_reject(code)
+        self._refusals.warning((peer_id, code), "advertisement rejected",
+                               {"peer_id": peer_id, "code": code, "reason": reason, **extra})
+
+    def note_unverified(self, forwarder: str, author: str, topics: list[str], reason: str) -> None:
+        """Pubsub hook (:func:`protocol.transport.make_pubsub`): an advertisement without a valid signature."""
+        if ADVERT_TOPIC in topics:
+            self.reject(forwarder, reason, f"message on {ADVERT_TOPIC} is {reason.replace('_', ' ')}; "
+                        "strict signing drops it", author=author)
 
     async def ingest_advertisements(self) -> None:
         """Consume the advert topic forever, feeding valid advertisements to the registry.
@@ -65,12 +113,10 @@ class CoordinatorNetwork:
             message = await subscription.get()
             signer = ID(message.from_id).to_base58()
             try:
-                if self.allowed_peers and signer not in self.allowed_peers:
-                    raise AdvertisementRejected(f"peer {signer} is not in p2p.allowed_peers")
                 advert = parse_advertisement(message.data, signer)
+                self.admission(advert)
             except AdvertisementRejected as exc:
-                self.registry.rejected += 1
-                log.warning("advertisement rejected", extra={"peer_id": signer, "reason": exc.reason})
+                self.reject(signer, exc.code, exc.reason)
                 continue
             previous = self.registry.get(advert.node_id)
             before = previous.advert if previous else None

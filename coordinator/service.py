@@ -25,8 +25,9 @@ from compiler import (
     InfeasiblePlanError,
     Plan,
     PlannerOptions,
+    IngestLimits,
+    LimitExceededError,
     QasmValidationError,
-    declared_qubits,
     parse_qasm,
     plan_circuit,
 )
@@ -36,11 +37,21 @@ from coordinator.jobs import ErrorInfo, FragmentRecord, JobOptions, JobRecord, J
 from coordinator.metrics import Metrics
 from coordinator.queue import JobQueue, QueueFull
 from coordinator.registry import Registry
-from coordinator.reservations import EventSink, ReserveCall, Reservations, Reserver
+from coordinator.reservations import EventSink, ReserveCall, Reservations, Reserver, open_windows
 from coordinator.runtime import Execution, FragmentFailed, Invoker, RetryPolicy, execute_plan
 from coordinator.store import JobStore
 
 log = logging.getLogger("qb2.coordinator.jobs")
+
+
+#: API error code per exceeded ingestion limit (compiler.limits.LimitExceededError.limit).
+_LIMIT_CODES = {
+    "max_qubits": "too_wide",
+    "max_clbits": "too_many_clbits",
+    "max_operations": "too_many_operations",
+    "max_gate_nesting": "too_deep",
+    "max_bracket_depth": "too_deep",
+}
 
 
 class SubmissionRejected(Exception):
@@ -99,6 +110,13 @@ class CoordinatorService:
         self._running: dict[str, trio.CancelScope] = {}  # job id -> scope of the worker running it
         self._changed = trio.Event()  # set (and replaced) on every job state change
 
+    @property
+    def ingest_limits(self) -> IngestLimits:
+        """The ``[limits]`` settings as the compiler's ingestion bounds (FR-014)."""
+        limits = self.settings.limits
+        return IngestLimits(max_qubits=limits.max_qubits, max_clbits=limits.max_clbits,
+                            max_operations=limits.max_operations, max_gate_nesting=limits.max_gate_nesting)
+
     def planner_options(self, options: JobOptions | None = None) -> PlannerOptions:
         """Planner options: ``[compiler]`` settings, the job's overrides, and the latest
         measured link round trips from the registry (FR-004, FR-008)."""
@@ -127,16 +145,19 @@ class CoordinatorService:
             SubmissionRejected: 422 for invalid QASM or an infeasible circuit,
                 503 when no node is available.
         """
+        limits = self.settings.limits
+        if len(text.encode("utf-8", "surrogatepass")) > limits.max_qasm_bytes:
+            raise SubmissionRejected(413, ErrorInfo(
+                code="too_large", message=f"qasm is larger than the {limits.max_qasm_bytes}-byte limit",
+                details={"max_qasm_bytes": limits.max_qasm_bytes}))
         try:
-            ir = parse_qasm(text, fmt, name=name)
+            ir = parse_qasm(text, fmt, name=name, limits=self.ingest_limits)
+        except LimitExceededError as exc:
+            raise SubmissionRejected(422, ErrorInfo(code=_LIMIT_CODES[exc.limit], message=exc.message,
+                                                    details=exc.to_dict())) from None
         except QasmValidationError as exc:
             raise SubmissionRejected(422, ErrorInfo(code="invalid_qasm", message=exc.message,
                                                     details=exc.to_dict())) from None
-        limit = self.settings.limits.max_operations
-        if ir.num_operations > limit:
-            raise SubmissionRejected(422, ErrorInfo(
-                code="too_many_operations", message=f"the circuit has {ir.num_operations} operations; the limit is {limit}",
-                details={"operations": ir.num_operations, "max_operations": limit}))
         try:
             return ir, self.plan_for(ir, options=options)
         except InfeasiblePlanError as exc:
@@ -155,7 +176,7 @@ class CoordinatorService:
         if not nodes and not exclude:
             raise SubmissionRejected(503, ErrorInfo(
                 code="no_nodes",
-                message="no service node is available; start one with `qb2 node --bootstrap <coordinator multiaddr>`",
+                message="no service node is available; start one with `qb2 node --bootstrap <coordinator multiaddr> --join-token <token from qb2 join-token --peer-id <node peer id>>` (docs/runbooks.md)",
             ))
         return plan_circuit(ir, nodes, self.planner_options(options))
 
@@ -166,15 +187,6 @@ class CoordinatorService:
             SubmissionRejected: 413 over the QASM size limit, 422 invalid or
                 infeasible, 503 no nodes or queue full.
         """
-        limits = self.settings.limits
-        if len(submission.qasm.encode()) > limits.max_qasm_bytes:
-            raise SubmissionRejected(413, ErrorInfo(
-                code="too_large", message=f"qasm is larger than the {limits.max_qasm_bytes}-byte limit"))
-        width = declared_qubits(submission.qasm)
-        if width > limits.max_qubits:
-            raise SubmissionRejected(422, ErrorInfo(
-                code="too_wide", message=f"the program declares {width} qubits; the limit is {limits.max_qubits}",
-                details={"declared_qubits": width, "max_qubits": limits.max_qubits}))
         fmt = submission.format or detect_format(submission.qasm)
         name = submission.name or "circuit"
         ir, _ = await trio.to_thread.run_sync(self.compile, submission.qasm, fmt, name, submission.options)
@@ -284,6 +296,8 @@ class CoordinatorService:
         if job is None or source is None or job.state.final:
             return
         fmt, text = source
+        # a job recovered after a restart may still hold windows from its previous run (FR-005, FR-010)
+        await self._release_open_windows(job_id, "recovered")
         await self._transition(job_id, JobState.COMPILING)
         await self.store.delete_fragments(job_id)  # a recovered job starts its fragments afresh
         try:
@@ -343,7 +357,8 @@ class CoordinatorService:
             return plan, Reservations()
         reserve = self.reserve
 
-        reserver = Reserver(reserve, self._reservation_sink(job_id))
+        reserver = Reserver(reserve, self._reservation_sink(job_id),
+                            max_offers=self.settings.runtime.max_reservation_offers)
         refused: set[str] = set()
         for _ in range(self.settings.runtime.max_fallbacks + 1):
             adverts = {n.node_id: n for n in self.registry.query(include_unavailable=True)}
@@ -466,9 +481,42 @@ class CoordinatorService:
         self._notify()
         log.info("job state", extra={"job_id": job_id, "state": state.value})
 
+    async def _release_open_windows(self, job_id: str, why: str) -> None:
+        """Release every window the job's persisted reservation events leave open (FR-005).
+
+        Covers every way a job ends: cancelled while RESERVING (a reserve call
+        may have been in flight) or EXECUTING, failed, crashed, or left
+        unfinished by a coordinator that died (``why`` goes to the log).
+        Shielded from cancellation, since it runs while a cancelled worker
+        unwinds, and bounded by ``runtime.release_timeout_s`` seconds: windows
+        not released by then expire on their nodes. Never raises for node failures.
+        """
+        if self.reserve is None:
+            return
+        with trio.CancelScope(shield=True):
+            windows = open_windows(await self.store.reservation_events(job_id))
+            if not windows:
+                return
+            reserver = Reserver(self.reserve, self._reservation_sink(job_id))
+            counts: dict[str, int] = {}
+            with trio.move_on_after(self.settings.runtime.release_timeout_s) as bound:
+                counts = await reserver.release_open(windows)
+            if bound.cancelled_caught:
+                log.warning("windows not all released in time; the nodes expire the rest",
+                            extra={"job_id": job_id, "open": len(windows),
+                                   "release_timeout_s": self.settings.runtime.release_timeout_s})
+            else:
+                log.info("released open reservation windows", extra={"job_id": job_id, "why": why, **counts})
+
     async def _finish(self, job_id: str, state: JobState, created_at: float, *, result: JobResult | None = None,
                       error: ErrorInfo | None = None) -> None:
+        """Record ``job_id``'s final ``state``, after releasing any windows it still holds (FR-005, FR-009).
+
+        Shielded: a cancelled worker still records the job as CANCELLED and
+        frees its windows before :meth:`cancel` returns.
+        """
         now = time.time()
+        await self._release_open_windows(job_id, state.value)
         with trio.CancelScope(shield=True):  # a cancelled job must still be recorded as such
             await self.store.set_state(job_id, state, now, result=result, error=error)
         self.metrics.job_finished(state.value, now - created_at, error.code if error else None)

@@ -552,7 +552,7 @@ def send_faults(cluster: LocalCluster, faults: Mapping[str, FaultSpec], timeout_
             refused[name] = answer.reason or "refused"
 
     async def send_all() -> None:
-        host = make_host(load_or_create_identity(None))
+        host = make_host(load_or_create_identity(cluster.operator_identity))  # nodes serve the operator (FR-019)
         async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
             with trio.fail_after(timeout_s):
                 async with trio.open_nursery() as nursery:

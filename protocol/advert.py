@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from protocol.ids import PROTOCOL_VERSION, major
+from protocol.membership import MAX_TOKEN_CHARS
 
 _GATE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 #: base58btc alphabet; libp2p peer IDs in their legacy text form use it.
@@ -105,6 +106,11 @@ class ServiceAdvertisement(BaseModel):
             smallest qubit on qubit ``j``), so the coordinator can predict
             the node's routing SWAPs (:mod:`compiler.routing`). Sorted on
             parsing. Added in protocol 1.2.0.
+        join_token: the node's join token (:mod:`protocol.membership`,
+            FR-019), issued by the coordinator for this ``node_id``; absent
+            (None) when the node is admitted by ``p2p.allowed_peers`` or the
+            mesh is open. Verified by the coordinator, not here. Added in
+            protocol 1.3.0.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -127,6 +133,8 @@ class ServiceAdvertisement(BaseModel):
         default=None, max_length=MAX_COUPLING_PAIRS,
         description="coupled qubit pairs (directed) in placement order; None = all-to-all",
     )
+    join_token: str | None = Field(default=None, max_length=MAX_TOKEN_CHARS,
+                                   description="join token issued by the coordinator (FR-019)")
 
     @field_validator("node_id")
     @classmethod
@@ -192,11 +200,17 @@ class ServiceAdvertisement(BaseModel):
 
 
 class AdvertisementRejected(ValueError):
-    """An advertisement failed validation; ``reason`` says why in one line."""
+    """An advertisement failed validation; ``reason`` says why in one line.
 
-    def __init__(self, reason: str) -> None:
+    ``code`` is a short, fixed label for metrics: ``invalid`` (bad JSON or
+    field), ``forged`` (``node_id`` is not the signer), or one the caller sets
+    (the coordinator's admission: ``not_admitted``, ``token_<code>``).
+    """
+
+    def __init__(self, reason: str, code: str = "invalid") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
 
 
 def parse_advertisement(data: bytes, signer_peer_id: str) -> ServiceAdvertisement:
@@ -221,6 +235,6 @@ def parse_advertisement(data: bytes, signer_peer_id: str) -> ServiceAdvertisemen
         raise AdvertisementRejected(f"invalid field {where}: {first['msg']}") from None
     if advert.node_id != signer_peer_id:
         raise AdvertisementRejected(
-            f"node_id {advert.node_id} is not the signing peer {signer_peer_id}"
+            f"node_id {advert.node_id} is not the signing peer {signer_peer_id}", "forged"
         )
     return advert

@@ -7,7 +7,7 @@ versions add optional fields only.
 from typing import Final
 
 #: Semantic version of every qb2 wire contract in this package.
-PROTOCOL_VERSION: Final = "1.2.0"
+PROTOCOL_VERSION: Final = "1.3.0"
 
 #: GossipSub topic on which service nodes publish their advertisements (FR-001).
 ADVERT_TOPIC: Final = "qb2/adverts/1"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, TomlConfigSettingsSource
@@ -20,8 +21,16 @@ class P2PSettings(BaseModel):
     start-up: that is how nodes on other machines join a coordinator.
     ``max_frame_mib`` caps one execution frame (state payload) in MiB;
     ``frame_timeout_s`` bounds how long a node waits for a request frame.
-    ``allowed_peers``: when non-empty, the coordinator admits advertisements
-    only from these peer IDs and a node serves executions only for them (FR-014).
+    ``allowed_peers``: peer IDs admitted explicitly: the coordinator registers
+    their advertisements and a node serves their execute / reserve / control
+    requests (FR-014, FR-019), in addition to the peers admitted below.
+    ``membership`` (FR-019): ``"closed"`` (default) admits, at the coordinator,
+    only ``allowed_peers`` and nodes presenting a valid join token
+    (:mod:`protocol.membership`), and, at a node, only its coordinators: the
+    ``/p2p/`` peers of ``bootstrap``, the coordinator named in ``join_token``
+    and ``allowed_peers``. ``"open"`` admits any peer (an open mesh; both
+    daemons log a WARNING at start-up).
+    ``join_token``: a node's token from ``qb2 join-token`` (``--join-token``).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -31,6 +40,8 @@ class P2PSettings(BaseModel):
     max_frame_mib: int = Field(default=256, ge=1, le=4096)
     frame_timeout_s: float = Field(default=60.0, gt=0.0, le=3600.0)
     allowed_peers: list[str] = Field(default_factory=list)
+    membership: Literal["closed", "open"] = "closed"
+    join_token: str | None = Field(default=None, max_length=1024)
 
 
 class DiscoverySettings(BaseModel):

@@ -14,6 +14,7 @@ Choices fixed here are part of the wire contract (DESIGN.md, measured facts):
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from libp2p import new_host
@@ -23,7 +24,10 @@ from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as x25519_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
+from libp2p.peer.id import ID
+from libp2p.pubsub.pb import rpc_pb2
 from libp2p.pubsub.pubsub import Pubsub
+from libp2p.pubsub.validators import signature_validator
 from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
@@ -66,7 +70,37 @@ def make_host(key_pair: KeyPair) -> IHost:
     )
 
 
-def make_pubsub(host: IHost, heartbeat_s: float = 1.0) -> tuple[Pubsub, GossipSub]:
+#: ``on_unverified(forwarder, author, topics, reason)``: peer that sent it, peer it claims as author
+#: (both base58), its topics, and ``"unsigned"`` or ``"bad_signature"``.
+UnverifiedHook = Callable[[str, str, list[str], str], None]
+
+
+class _ReportingPubsub(Pubsub):
+    """Pubsub that reports each message it drops for a missing or invalid signature.
+
+    py-libp2p drops such messages under strict signing with a DEBUG line only;
+    the coordinator counts and logs them (FR-019). The check repeats the
+    library's own (``signature_validator``) before handing over to it.
+    """
+
+    def __init__(self, *args: object, on_unverified: UnverifiedHook, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._on_unverified = on_unverified
+
+    async def push_msg(self, msg_forwarder: ID, msg: rpc_pb2.Message) -> None:
+        if self.strict_signing and not signature_validator(msg):
+            try:
+                author = ID(msg.from_id).to_base58()
+            except Exception:  # arbitrary bytes
+                author = msg.from_id.hex()
+            self._on_unverified(msg_forwarder.to_base58(), author, list(msg.topicIDs),
+                                "unsigned" if not msg.signature else "bad_signature")
+            return
+        await super().push_msg(msg_forwarder, msg)
+
+
+def make_pubsub(host: IHost, heartbeat_s: float = 1.0, *,
+                on_unverified: UnverifiedHook | None = None) -> tuple[Pubsub, GossipSub]:
     """GossipSub router and Pubsub service for ``host``.
 
     Create both before the host connects to any peer: the Pubsub constructor
@@ -75,6 +109,8 @@ def make_pubsub(host: IHost, heartbeat_s: float = 1.0) -> tuple[Pubsub, GossipSu
 
     Args:
         heartbeat_s: GossipSub heartbeat interval in seconds (rounded to whole seconds, at least 1).
+        on_unverified: called (synchronously; keep it cheap) for every received
+            message dropped because it is unsigned or badly signed; see :data:`UnverifiedHook`.
     """
     router = GossipSub(
         protocols=[PROTOCOL_ID_V11],
@@ -89,5 +125,8 @@ def make_pubsub(host: IHost, heartbeat_s: float = 1.0) -> tuple[Pubsub, GossipSu
         # starve the mesh. Eclipse attacks are out of scope (DESIGN.md).
         eclipse_protection_enabled=False,
     )
-    pubsub = Pubsub(host, router, strict_signing=True)
+    if on_unverified is None:
+        pubsub = Pubsub(host, router, strict_signing=True)
+    else:
+        pubsub = _ReportingPubsub(host, router, strict_signing=True, on_unverified=on_unverified)
     return pubsub, router

@@ -47,6 +47,11 @@ class NodeProfile(BaseModel):
         faults: faults injected from start-up (FR-013 harness support, see
             :mod:`service_node.faults`); their ``after_s`` counts from the moment
             the node listens. ``kind = "clear"`` is refused here (control protocol only).
+        reservation_grace_s: seconds after a granted reservation window's
+            start within which an execution must consume it (or the
+            coordinator release it); after that, or at the window's end if
+            sooner, the node's ledger expires it (FR-005,
+            :mod:`service_node.ledger`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -62,6 +67,8 @@ class NodeProfile(BaseModel):
     device_noise: bool = True
     executor: Literal["aer", "aer-gpu"] = "aer"
     faults: list[FaultSpec] = Field(default_factory=list, max_length=64)
+    reservation_grace_s: float = Field(default=30.0, gt=0.0, le=86400.0,
+                                       description="unconsumed reservation windows expire this long after their start")
 
     @field_validator("faults")
     @classmethod

@@ -11,12 +11,17 @@ a connection to each bootstrap peer, and serves three stream protocols:
 - :data:`protocol.ids.RESERVE_PROTOCOL_ID`: reserve / release execution
   windows in the node's event-sourced ledger (FR-005,
   :mod:`service_node.ledger`); capacity = ``node.max_concurrent_fragments``;
-  stale windows expire every second.
+  windows that ended, or were not consumed ``node.reservation_grace_s``
+  seconds after their start, expire (checked every second; each logged).
 - :data:`protocol.ids.CONTROL_PROTOCOL_ID`: fault injection
   (:mod:`service_node.faults`).
 
-All three apply the same admission rules: ``p2p.allowed_peers`` (when set)
-and ``p2p.frame_timeout_s`` for the request frame.
+All three apply the same admission rules (FR-019, FR-014): in ``closed``
+membership (the default) only the node's coordinators may send requests —
+the ``/p2p/`` peers of ``p2p.bootstrap``, the coordinator named in
+``p2p.join_token`` and ``p2p.allowed_peers`` (:func:`admitted_peers`); a
+refusal is answered and logged (rate-limited per peer and protocol). The
+request frame must arrive within ``p2p.frame_timeout_s``.
 """
 
 from __future__ import annotations
@@ -43,7 +48,8 @@ from protocol.control import ControlResponse, FaultSpec
 from protocol.execute import ExecuteError, ExecuteRequest, ExecuteResponse
 from protocol.framing import DEFAULT_MAX_HEADER, FrameError, read_frame, write_frame
 from protocol.ids import ADVERT_TOPIC, CONTROL_PROTOCOL_ID, EXECUTE_PROTOCOL_ID, RESERVE_PROTOCOL_ID
-from protocol.reservation import OperationSummary, ReserveRequest, ReserveResponse
+from protocol.membership import RateLimitedLog, bootstrap_peer_ids, check_own_join_token
+from protocol.reservation import LedgerEvent, OperationSummary, ReserveRequest, ReserveResponse
 from protocol.transport import load_or_create_identity, make_host, make_pubsub
 from service_node.config import NodeSettings
 from service_node.faults import DropRequest, FaultInjector, format_fault
@@ -58,14 +64,46 @@ M = TypeVar("M", bound=BaseModel)
 _SMALL_FRAME = 64 * 1024
 
 
+def admitted_peers(settings: NodeSettings, peer_id: str, *, now: float | None = None) -> frozenset[str] | None:
+    """The peers a node serves execute / reserve / control requests for (FR-019).
+
+    Args:
+        settings: the node's settings (``p2p.membership``, ``bootstrap``, ``join_token``, ``allowed_peers``).
+        peer_id: the node's own base58 peer ID (its join token must name it).
+        now: Unix seconds for the token's expiry check (default: now).
+
+    Returns:
+        None in ``open`` membership (every peer is served); otherwise the base58
+        peer IDs of the bootstrap multiaddrs' ``/p2p/`` parts, of the
+        coordinator that issued ``join_token`` and of ``allowed_peers``
+        (possibly empty: then the node serves nobody).
+
+    Raises:
+        protocol.membership.JoinTokenError: ``join_token`` is malformed, not for
+            ``peer_id``, not signed by the coordinator it names, or expired.
+    """
+    p2p = settings.p2p
+    coordinators = set(bootstrap_peer_ids(p2p.bootstrap)) | set(p2p.allowed_peers)
+    if p2p.join_token is not None:  # checked in open mode too: a bad token is a configuration error
+        coordinators.add(check_own_join_token(p2p.join_token, peer_id, now=now).coordinator)
+    return None if p2p.membership == "open" else frozenset(coordinators)
+
+
 class ServiceNode:
-    """A running node. Create with :meth:`run`; fields are for introspection."""
+    """A running node. Create with :meth:`run`; fields are for introspection.
+
+    Raises:
+        protocol.membership.JoinTokenError: the configured join token is invalid (see :func:`admitted_peers`).
+    """
 
     def __init__(self, settings: NodeSettings, host: IHost, pubsub: Pubsub) -> None:
         self.settings = settings
         self.host = host
         self.pubsub = pubsub
         self.peer_id = host.get_id().to_base58()
+        #: peers whose requests are served; None: any peer (open membership), FR-019
+        self.coordinators = admitted_peers(settings, self.peer_id)
+        self._refusals = RateLimitedLog(log)
         self.qpu = SimulatedQPU.from_profile(self.peer_id, settings.node)
         self._limiter = trio.CapacityLimiter(settings.node.max_concurrent_fragments)
         self._sequence = 0
@@ -73,7 +111,8 @@ class ServiceNode:
         self.faults = FaultInjector()
         #: fidelity factor the current ``qpu`` was built with (1.0: the profile's fidelities)
         self.fidelity_factor = 1.0
-        self.ledger = ReservationLedger(settings.node.max_concurrent_fragments, estimator=self.estimate_success)
+        self.ledger = ReservationLedger(settings.node.max_concurrent_fragments, estimator=self.estimate_success,
+                                        grace_s=settings.node.reservation_grace_s, on_event=_log_expiry)
 
     @property
     def fidelity(self) -> Fidelities:
@@ -102,6 +141,7 @@ class ServiceNode:
             executor=profile.executor,
             # FR-016: a device node's coupling map in placement order; synthetic nodes are all-to-all
             coupling_map=None if self.qpu.device is None else self.qpu.device.advertised_coupling(profile.qubits),
+            join_token=self.settings.p2p.join_token,  # FR-019: how the coordinator admits this node
         )
 
     async def _admit(
@@ -116,15 +156,17 @@ class ServiceNode:
     ) -> tuple[M, bytes] | None:
         """Apply the admission rules shared by every protocol and read the request frame.
 
-        Refuses a peer outside ``p2p.allowed_peers`` (when set, FR-014) and a
-        frame that is malformed, oversized or not complete within
-        ``p2p.frame_timeout_s`` seconds: it then answers ``refuse(reason)`` and
-        returns None.
+        Refuses a peer that is not one of the node's coordinators
+        (:attr:`coordinators`, FR-019) and a frame that is malformed, oversized
+        or not complete within ``p2p.frame_timeout_s`` seconds: it then answers
+        ``refuse(reason)`` and returns None. A refused peer is logged at WARNING
+        the first time, then at most once a minute per peer and protocol.
         """
-        allowed = self.settings.p2p.allowed_peers
         remote = stream.muxed_conn.peer_id.to_base58()
-        if allowed and remote not in allowed:  # FR-014: serve only the configured coordinators
-            log.warning(f"refused {what} request", extra={"peer_id": remote, "reason": "not in p2p.allowed_peers"})
+        if self.coordinators is not None and remote not in self.coordinators:
+            self._refusals.warning((remote, what), f"refused {what} request", {
+                "peer_id": remote,
+                "reason": "not an admitted coordinator (p2p.bootstrap, join token, p2p.allowed_peers)"})
             await _reply(stream, refuse(f"peer {remote} is not allowed to send {what} requests here"), b"")
             return None
         try:
@@ -258,10 +300,10 @@ class ServiceNode:
             await self.faults.wait_transition()
 
     async def expire_forever(self, interval_s: float = 1.0) -> None:
-        """Expire stale reservation windows every ``interval_s`` seconds."""
+        """Expire stale reservation windows (ended, or unconsumed ``node.reservation_grace_s``
+        seconds after their start) every ``interval_s`` seconds (FR-005); each is logged."""
         while True:
-            for reservation_id in self.ledger.expire():
-                log.info("reservation expired", extra={"reservation_id": reservation_id})
+            self.ledger.expire()
             await trio.sleep(interval_s)
 
     async def advertise_forever(self) -> None:
@@ -290,6 +332,13 @@ class ServiceNode:
                 except Exception as exc:
                     log.warning("bootstrap dial failed", extra={"peer_id": info.peer_id.to_base58(), "reason": repr(exc)})
             await trio.sleep(min(1.0, self.settings.discovery.advert_interval_s))
+
+
+def _log_expiry(event: LedgerEvent) -> None:
+    """Log every ``expired`` ledger event, whichever command appended it (FR-005)."""
+    if event.kind == "expired":
+        log.info("reservation expired", extra={"reservation_id": event.reservation_id, "job_id": event.job_id,
+                                               "fragment_id": event.fragment_id, "reason": event.reason})
 
 
 async def _reply(stream: INetStream, header: BaseModel, payload: bytes) -> None:
@@ -336,6 +385,15 @@ async def run_node(
         host.set_stream_handler(TProtocol(RESERVE_PROTOCOL_ID), node.handle_reserve)
         host.set_stream_handler(TProtocol(CONTROL_PROTOCOL_ID), node.handle_control)
         addrs = [str(a) for a in host.get_addrs()]
+        if node.coordinators is None:
+            log.warning("open mesh: any peer may send execute, reserve and control requests to this node "
+                        "(p2p.membership = \"open\"; FR-019)", extra={"peer_id": node.peer_id})
+        elif not node.coordinators:
+            log.warning("no coordinator admitted: this node refuses every request; give it --bootstrap, "
+                        "--join-token or p2p.allowed_peers", extra={"peer_id": node.peer_id})
+        else:
+            log.info("serving admitted coordinators", extra={"peer_id": node.peer_id,
+                                                             "coordinators": sorted(node.coordinators)})
         log.info("node listening", extra={"peer_id": node.peer_id, "addrs": addrs, "node_name": settings.node.name})
         if ready_file is not None:
             _write_atomically(ready_file, json.dumps({"peer_id": node.peer_id, "addrs": addrs}))

@@ -15,16 +15,27 @@ Commands and the events they append:
                    by ``expired`` for every stale window it first frees)
 ``release``        ``released`` (nothing if the id is not active)
 ``consume``        ``consumed`` (nothing if the id is not active)
-``expire``         ``expired`` for every active window with ``end <= now``
+``expire``         ``expired`` for every active window with ``end <= now``,
+                   or (with a ``grace_s``) ``start + grace_s <= now``
 =================  =========================================================
+
+Expiry (FR-005, "expired or cancelled reservations are released
+automatically"): a granted window nobody consumed or released holds its slot
+only until its ``end`` or, when the ledger has a consumption grace
+``grace_s``, until ``start + grace_s``, whichever comes first. The
+``expired`` event's ``reason`` says which. A coordinator that crashed, or was
+cancelled before it could release, therefore leaks a slot for at most
+``min(end, start + grace_s) - now`` seconds.
 
 Decision rules of ``reserve`` (checked in this order):
 
-1. stale windows (``end <= now``) expire first, so a window left behind by a
+1. stale windows (see Expiry) expire first, so a window left behind by a
    crashed coordinator frees its slot by itself;
 2. a ``reservation_id`` seen before (whatever became of it) is rejected with
    reason ``"duplicate reservation id"``: ids are single-use;
-3. a window that already ended (``end <= now``) is rejected;
+3. a window that already ended (``end <= now``), or whose consumption grace
+   already passed (``start + grace_s <= now``), is rejected (it would expire
+   at once) with the next window of the same length from ``now``;
 4. with ``min_fidelity`` set and an estimator given, a node whose estimated
    success probability for the operation is below it rejects with reason
    ``"fidelity: ..."`` (and no next window: waiting does not help);
@@ -156,9 +167,14 @@ class ReservationLedger:
         estimator: estimated success probability in [0, 1] of an operation on
             this node now (see :func:`estimate_success`); None disables the
             ``min_fidelity`` check.
+        grace_s: seconds after a window's start within which it must be
+            consumed or released, else it expires (see Expiry in the module
+            docstring); None: only the window's end expires it.
+        on_event: called with every event appended (after it is applied), e.g.
+            to log expirations; not called by :meth:`replay`'s folding unless passed.
 
     Raises:
-        ValueError: ``capacity`` < 1.
+        ValueError: ``capacity`` < 1, or ``grace_s`` not a finite positive number.
     """
 
     def __init__(
@@ -166,12 +182,18 @@ class ReservationLedger:
         capacity: int,
         clock: Callable[[], float] = time.time,
         estimator: Callable[[OperationSummary], float] | None = None,
+        grace_s: float | None = None,
+        on_event: Callable[[LedgerEvent], None] | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
+        if grace_s is not None and not (math.isfinite(grace_s) and grace_s > 0):
+            raise ValueError(f"grace_s must be a finite number of seconds > 0, got {grace_s}")
         self.capacity = capacity
         self.clock = clock
         self.estimator = estimator
+        self.grace_s = grace_s
+        self.on_event = on_event
         self.events: list[LedgerEvent] = []
         self._records: dict[str, _Record] = {}
         self._active: dict[str, Window] = {}
@@ -185,14 +207,18 @@ class ReservationLedger:
         capacity: int,
         clock: Callable[[], float] = time.time,
         estimator: Callable[[OperationSummary], float] | None = None,
+        grace_s: float | None = None,
     ) -> ReservationLedger:
         """Rebuild a ledger by folding ``events`` in order.
 
+        The state depends on the events only; ``grace_s`` and ``estimator``
+        matter for the commands issued to the rebuilt ledger afterwards.
+
         Raises:
             LedgerError: an event does not apply to the state before it.
-            ValueError: ``capacity`` < 1.
+            ValueError: ``capacity`` < 1 or an invalid ``grace_s``.
         """
-        ledger = cls(capacity, clock, estimator)
+        ledger = cls(capacity, clock, estimator, grace_s)
         for event in events:
             ledger._append(event)
         return ledger
@@ -200,6 +226,8 @@ class ReservationLedger:
     def _append(self, event: LedgerEvent) -> None:
         self._apply(event)
         self.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
 
     def _apply(self, event: LedgerEvent) -> None:
         """Fold one event into the state: the only place the state changes."""
@@ -245,18 +273,28 @@ class ReservationLedger:
 
     # ---- commands ---------------------------------------------------------------------
 
+    def deadline(self, window: Window) -> float:
+        """Unix time at which ``window``, if still active, expires: its end, or ``start + grace_s`` if earlier."""
+        return window.end if self.grace_s is None else min(window.end, window.start + self.grace_s)
+
     def expire(self, now: float | None = None) -> list[str]:
-        """Expire every active window whose ``end <= now`` (default: the clock).
+        """Expire every active window whose :meth:`deadline` is ``<= now`` (default: the clock).
+
+        Each gets an ``expired`` event whose reason says whether the window
+        ended or was not consumed within ``grace_s`` of its start.
 
         Returns:
-            The ids expired, sorted by window end.
+            The ids expired, sorted by deadline.
         """
         now = self.clock() if now is None else now
-        stale = sorted((w for w in self._active.values() if w.end <= now), key=lambda w: (w.end, w.reservation_id))
+        stale = sorted((w for w in self._active.values() if self.deadline(w) <= now),
+                       key=lambda w: (self.deadline(w), w.reservation_id))
         for window in stale:
+            reason = ("window ended" if window.end <= now
+                      else f"not consumed within {self.grace_s:g} s of its start")
             self._append(LedgerEvent(kind="expired", reservation_id=window.reservation_id, at=now,
                                      start=window.start, end=window.end,
-                                     job_id=window.job_id, fragment_id=window.fragment_id))
+                                     job_id=window.job_id, fragment_id=window.fragment_id, reason=reason))
         return [w.reservation_id for w in stale]
 
     def release(self, reservation_id: str) -> bool:
@@ -331,6 +369,10 @@ class ReservationLedger:
             reason = "duplicate reservation id"
         elif req.end <= now:
             reason = f"window [{req.start}, {req.end}) ended before node time {now}"
+            next_window = self.next_window(now, req.end - req.start)
+        elif self.grace_s is not None and req.start + self.grace_s <= now:
+            reason = (f"window [{req.start}, {req.end}) started more than the {self.grace_s:g} s grace "
+                      f"before node time {now}")
             next_window = self.next_window(now, req.end - req.start)
         elif req.min_fidelity is not None and self.estimator is not None and req.operation is not None:
             estimate = self.estimator(req.operation)

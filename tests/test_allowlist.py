@@ -1,14 +1,20 @@
-"""libp2p allowlist (FR-014): only listed peers may register, and nodes serve only listed peers."""
+"""libp2p allowlist (FR-014, FR-019): listed peers register without a join token; others are refused.
+
+The nodes are started by hand, without the join tokens ``LocalCluster`` would
+give them, so only ``p2p.allowed_peers`` admits them.
+"""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from coordinator.client import Client
-from coordinator.cluster import LocalCluster, NodeSpec
+from coordinator.cluster import LocalCluster, NodeSpec, _die_with_parent, _wait_for_file
 from experiments.circuits import benchmark_circuit
 from protocol.transport import load_or_create_identity
 
@@ -30,8 +36,15 @@ def test_only_allowed_nodes_register_and_jobs_still_run(tmp_path: Path) -> None:
     cluster = LocalCluster(tmp_path, specs, env=env)
     try:
         cluster.start_coordinator()
-        for spec in specs:
-            cluster.start_node(spec)
+        for spec in specs:  # no --join-token: admission by the allowlist alone
+            ready = tmp_path / "run" / f"node-{spec.name}.json"
+            with open(cluster.log_dir / f"node-{spec.name}.log", "ab") as out:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "coordinator.cli", "node", *spec.args(),
+                     "--bootstrap", cluster.coordinator_multiaddr, "--ready-file", str(ready)],
+                    env=cluster.env, stdout=out, stderr=out, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+            cluster.procs[f"node-{spec.name}"] = proc
+            _wait_for_file(ready, proc, 60)
         log = cluster.log_dir / "coordinator.log"
         with Client(cluster.api_url) as client:
             client.wait_for_nodes(2)
@@ -40,7 +53,7 @@ def test_only_allowed_nodes_register_and_jobs_still_run(tmp_path: Path) -> None:
             import time
 
             deadline = time.monotonic() + 30
-            while f"peer {intruder} is not in p2p.allowed_peers" not in log.read_text():
+            while f"peer {intruder} is not admitted: not in p2p.allowed_peers" not in log.read_text():
                 assert time.monotonic() < deadline, "the intruder's advertisement was not rejected"
                 time.sleep(0.1)
             registered = {n["node_id"] for n in client.nodes()["nodes"]}

@@ -421,7 +421,8 @@ def device_cluster(tmp_path_factory: pytest.TempPathFactory):
         with open(cluster.log_dir / "node-manila.log", "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "coordinator.cli", "node", "--name", "manila-ideal",
-                 "--bootstrap", cluster.coordinator_multiaddr, "--ready-file", str(ready)],
+                 "--bootstrap", cluster.coordinator_multiaddr, "--ready-file", str(ready),
+                 *cluster.admission_args("manila-ideal")],
                 env={**cluster.env, "QB2_NODE__DEVICE": "fake_manila", "QB2_NODE__DEVICE_NOISE": "false"},
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
             )

@@ -111,7 +111,7 @@ async def test_latency_spike_beyond_the_timeout_retries_then_falls_back(tmp_path
         victim_peer = [f["node_id"] for f in plan["fragments"] if f["kind"] == "gates"][-1]
         victim = {peer: name for name, peer in cluster.node_peer_ids.items()}[victim_peer]
         addr = json.loads((tmp_path / "run" / f"node-{victim}.json").read_text())["addrs"][0]
-        host = make_host(load_or_create_identity(None))
+        host = make_host(load_or_create_identity(cluster.operator_identity))  # nodes serve the operator (FR-019)
         async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
             await host.connect(info_from_p2p_addr(multiaddr.Multiaddr(addr)))
             answer = await send_fault(host, victim_peer, FaultSpec(kind="latency", latency_s=5.0))

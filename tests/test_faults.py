@@ -216,7 +216,7 @@ class Peers:
 
 @pytest.fixture
 async def peers(cluster: LocalCluster):
-    host = make_host(load_or_create_identity(None))
+    host = make_host(load_or_create_identity(cluster.operator_identity))  # nodes serve the operator (FR-019)
     async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
         yield Peers(host, cluster)
 

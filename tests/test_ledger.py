@@ -146,6 +146,43 @@ def test_replay_refuses_events_that_do_not_apply() -> None:
         ReservationLedger(1).reserve(ReserveRequest(action="release", reservation_id="x"), NODE)
 
 
+def test_unconsumed_windows_expire_after_the_grace_with_an_event() -> None:
+    """FR-005: a granted window nobody consumed frees its slot ``grace_s`` after its start (or at its end)."""
+    clock = FakeClock(1000.0)
+    seen: list[LedgerEvent] = []
+    ledger = ReservationLedger(1, clock, grace_s=5.0, on_event=seen.append)
+    assert ledger.reserve(req("long", 1000, 1600), NODE).granted  # 10 minutes, never consumed
+    assert ledger.reserve(req("later", 1700, 1701), NODE).granted
+    assert not ledger.reserve(req("x", 1001, 1002), NODE).granted
+    assert ledger.deadline(ledger.active[0]) == 1005.0
+    clock.now = 1004.9
+    assert ledger.expire() == []
+    clock.now = 1005.0
+    assert ledger.expire() == ["long"]
+    expired = ledger.events[-1]
+    assert expired.kind == "expired" and expired.reason == "not consumed within 5 s of its start"
+    assert seen == ledger.events  # every event reaches the hook, in order
+    assert ledger.status("long") == "expired" and not ledger.consume("long")
+    # the slot is free again at once, long before the window's end
+    assert ledger.reserve(req("y", 1006, 1007), NODE).granted
+    clock.now = 1701.0  # "later" ends (1 s long) before its grace would
+    assert ledger.expire() == ["y", "later"]  # by deadline: y at 1007 (its end), later at 1701 (its end)
+    assert {e.reason for e in ledger.events if e.kind == "expired" and e.reservation_id in ("y", "later")} == {"window ended"}
+    assert ReservationLedger.replay(ledger.events, 1).state() == ledger.state()
+
+
+def test_a_window_past_its_grace_is_not_granted() -> None:
+    ledger = ReservationLedger(1, FakeClock(100.0), grace_s=10.0)
+    stale = ledger.reserve(req("a", 85, 200), NODE)  # would expire at once
+    assert not stale.granted and "grace" in stale.reason
+    assert (stale.next_start, stale.next_end) == (100.0, 215.0)
+    assert ledger.reserve(req("b", 95, 200), NODE).granted
+    with pytest.raises(ValueError, match="grace_s"):
+        ReservationLedger(1, grace_s=0.0)
+    with pytest.raises(ValueError, match="grace_s"):
+        ReservationLedger(1, grace_s=math.inf)
+
+
 # --------------------------------------------------------------------------- state machine
 
 
@@ -161,13 +198,17 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model: dict[str, tuple[float, float]] = {}  # active windows per the reference model
         self.granted: set[str] = set()
 
-    @initialize(capacity=st.integers(1, 3))
-    def setup(self, capacity: int) -> None:
+    @initialize(capacity=st.integers(1, 3), grace=st.sampled_from([None, 2.0, 6.0]))
+    def setup(self, capacity: int, grace: float | None) -> None:
         self.capacity = capacity
-        self.ledger = ReservationLedger(capacity, self.clock, estimator=lambda op: 0.9)
+        self.grace = grace
+        self.ledger = ReservationLedger(capacity, self.clock, estimator=lambda op: 0.9, grace_s=grace)
+
+    def _deadline(self, start: float, end: float) -> float:
+        return end if self.grace is None else min(end, start + self.grace)
 
     def _model_expire(self, now: float) -> set[str]:
-        stale = {rid for rid, (_, e) in self.model.items() if e <= now}
+        stale = {rid for rid, (s, e) in self.model.items() if self._deadline(s, e) <= now}
         for rid in stale:
             del self.model[rid]
         return stale
@@ -184,6 +225,8 @@ class LedgerMachine(RuleBasedStateMachine):
         overlap = sum(1 for s, e in self.model.values() if s < end and e > start)
         if end <= now:
             assert not response.granted and "ended" in response.reason
+        elif self.grace is not None and start + self.grace <= now:
+            assert not response.granted and "grace" in response.reason
         elif min_fidelity is not None and min_fidelity > 0.9:
             assert not response.granted and response.reason.startswith("fidelity")
         elif overlap >= self.capacity:
@@ -224,10 +267,14 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule()
     def drain(self) -> None:
-        """Once the clock passes every end, expire() leaves nothing active and every grant ended."""
+        """Once the clock passes every end, expire() leaves nothing active and every grant ended:
+        no window is ever left holding a slot (FR-005)."""
         self.clock.now = max([self.clock.now, *(e for _, e in self.model.values())])
         self.expire()
         assert self.ledger.active == []
+        for event in self.ledger.events:
+            if event.kind == "expired":  # an expiry never comes early
+                assert self._deadline(event.start, event.end) <= event.at
         for rid in self.granted:
             assert self.ledger.status(rid) in {"consumed", "released", "expired"}
 

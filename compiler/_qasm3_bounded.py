@@ -1,0 +1,180 @@
+"""OpenQASM 3 import with :class:`~compiler.limits.IngestLimits` checked statement by statement.
+
+``qiskit.qasm3.loads`` (qiskit-qasm3-import 0.6) allocates every declared
+register, broadcasts every gate over whole registers and *deep-copies* a user
+gate's definition at each call, so ``qubit[1_000_000] q;`` or 16 nested
+two-call gate definitions (33 s, measured) cost whatever the text asks for.
+:class:`BoundedConverter` is its converter with the bounds checked before each
+statement's work is done:
+
+* register sizes are resolved and counted before the register is allocated;
+* a gate definition's expanded size and nesting depth are computed from its
+  body before the body is converted (callees are defined earlier, as OpenQASM
+  requires);
+* a gate call is charged its broadcast width times its expanded size;
+* calls become :class:`ProgramGate` objects whose definitions are bound on
+  first use instead of copied at every call; gate modifiers (``inv``,
+  ``ctrl``, ``pow``), which walk the whole definition, are charged its
+  expanded size in ``stats.expanded``.
+"""
+
+from __future__ import annotations
+
+import re
+
+import openqasm3
+from openqasm3 import ast
+from qiskit import QuantumCircuit
+from qiskit.circuit import Gate, Qubit
+from qiskit_qasm3_import.converter import ConvertVisitor, GateBuilder
+from qiskit_qasm3_import.state import Scope, State
+
+from compiler.limits import IngestLimits, IngestStats, LimitExceededError, check_width, too_many_operations
+
+_PHYSICAL = re.compile(r"\$(\d+)")
+
+
+class ProgramGate(Gate):
+    """A call of a gate defined in the program, its definition bound on first use.
+
+    The importer binds (and deep-copies) the callee's whole definition tree at
+    every call, also for the symbolic calls inside other definitions, which
+    makes nested parameterised definitions exponential. Binding lazily costs
+    one level per distinct call, and only when the lowering asks for it.
+    Gate names are unique in an OpenQASM program, so the lowering may share
+    the expansion of every call with the same name and parameters
+    (``definition_key_by_name``).
+    """
+
+    definition_key_by_name = True
+
+    def __init__(self, builder: GateBuilder, params: list[object]) -> None:
+        super().__init__(builder._name, builder._definition.num_qubits, params)
+        self._builder = builder
+
+    def _define(self) -> None:
+        builder = self._builder
+        if not self.params:
+            self._definition = builder._definition  # read-only from here on: shared, not copied
+        else:
+            self._definition = builder._definition.assign_parameters(dict(zip(builder._order, self.params)))
+
+
+class _LazyGateBuilder:
+    """Stands in for the importer's :class:`GateBuilder`: calls give :class:`ProgramGate` objects."""
+
+    def __init__(self, inner: GateBuilder) -> None:
+        self._inner = inner
+
+    def __call__(self, *parameters: object) -> Gate:
+        if len(parameters) != len(self._inner._order):
+            return self._inner(*parameters)  # the importer's own arity error
+        return ProgramGate(self._inner, list(parameters))
+
+
+class BoundedConverter(ConvertVisitor):
+    """``qiskit_qasm3_import``'s converter with ingestion limits (see the module docstring).
+
+    Raises (from :meth:`convert`): :class:`LimitExceededError` at the first
+    statement that exceeds a limit; the importer's own errors otherwise.
+    """
+
+    def __init__(self, limits: IngestLimits, stats: IngestStats) -> None:
+        super().__init__()
+        self._limits = limits
+        self._stats = stats
+        self._gate_sizes: dict[str, tuple[int, int]] = {}  # name -> (expanded size, nesting depth)
+        self._qubits = 0
+        self._clbits = 0
+        self._operations = 0
+
+    def _charge(self, work: int) -> None:
+        """Count ``work`` steps about to be done; refuse them, undone, if they exceed the budget."""
+        if self._stats.expanded + work > self._limits.max_operations:
+            raise LimitExceededError(
+                "max_operations", self._stats.expanded + work, self._limits.max_operations,
+                f"expanding the gate definitions takes more than {self._limits.max_operations} steps",
+            )
+        self._stats.expanded += work
+
+    def _count_operations(self, n: int) -> None:
+        self._operations += n
+        if self._operations > self._limits.max_operations:
+            raise too_many_operations(self._operations, self._limits)
+
+    def visit_Program(self, node: ast.Program, context: State) -> State:  # noqa: N802 - visitor protocol
+        for statement in node.statements:
+            self._stats.instructions += 1
+            context = self.visit(statement, context)
+        return context
+
+    def visit_QubitDeclaration(self, node: ast.QubitDeclaration, context: State) -> State:  # noqa: N802
+        size = 1 if node.size is None else self._resolve_constant_int(node.size, context)
+        self._qubits += max(0, size)
+        check_width(self._qubits, self._clbits, self._limits)
+        return super().visit_QubitDeclaration(node, context)
+
+    def visit_ClassicalDeclaration(self, node: ast.ClassicalDeclaration, context: State) -> State:  # noqa: N802
+        if isinstance(node.type, ast.BitType):
+            size = 1 if node.type.size is None else self._resolve_constant_int(node.type.size, context)
+            self._clbits += max(0, size)
+            check_width(self._qubits, self._clbits, self._limits)
+        return super().visit_ClassicalDeclaration(node, context)
+
+    def visit_QuantumGateDefinition(self, node: ast.QuantumGateDefinition, context: State) -> State:  # noqa: N802
+        size, depth = 0, 1
+        for statement in node.body:
+            if isinstance(statement, ast.QuantumGate):
+                callee_size, callee_depth = self._gate_sizes.get(statement.name.name, (1, 0))
+                size += callee_size
+                depth = max(depth, callee_depth + 1)
+            else:
+                size += 1
+        name = node.name.name
+        if depth > self._limits.max_gate_nesting:
+            raise LimitExceededError(
+                "max_gate_nesting", depth, self._limits.max_gate_nesting,
+                f"gate '{name}' is nested {depth} definitions deep; the limit is {self._limits.max_gate_nesting}",
+            )
+        if size > self._limits.max_operations:
+            raise too_many_operations(size, self._limits)
+        self._gate_sizes[name] = (size, depth)
+        return super().visit_QuantumGateDefinition(node, context)
+
+    def _define_gate(self, name, definition, n_parameters, n_qubits, definer, context):  # type: ignore[no-untyped-def]
+        if isinstance(definition, GateBuilder):
+            definition = _LazyGateBuilder(definition)
+        return super()._define_gate(name, definition, n_parameters, n_qubits, definer, context)
+
+    def visit_QuantumGate(self, node: ast.QuantumGate, context: State) -> State:  # noqa: N802
+        size = self._gate_sizes.get(node.name.name, (1, 0))[0]
+        if node.modifiers:
+            self._charge(size)  # inverse / control / power walk the whole definition
+        if context.scope is not Scope.GATE:
+            width = 1
+            for qarg in node.qubits:
+                value = self._resolve_qarg(qarg, context)
+                width = max(width, 1 if isinstance(value, Qubit) else len(value))
+            self._count_operations(width * size)
+        return super().visit_QuantumGate(node, context)
+
+    def visit_QuantumMeasurementStatement(self, node, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        if context.scope is not Scope.GATE and node.measure is not None:
+            value = self._resolve_qarg(node.measure.qubit, context)
+            self._count_operations(1 if isinstance(value, Qubit) else len(value))
+        return super().visit_QuantumMeasurementStatement(node, context)
+
+
+def load_bounded(text: str, limits: IngestLimits, stats: IngestStats) -> QuantumCircuit:
+    """Parse and convert an OpenQASM 3 program within ``limits``.
+
+    Raises:
+        LimitExceededError: a physical qubit ``$k`` with ``k >= max_qubits`` or
+            any bound of :class:`BoundedConverter`.
+        Exception: whatever ``openqasm3.parse`` or the importer raise for
+            invalid programs (translated by :mod:`compiler.qasm_errors`).
+    """
+    physical = [int(k) for k in _PHYSICAL.findall(text)]
+    if physical and max(physical) >= limits.max_qubits:
+        check_width(max(physical) + 1, 0, limits)
+    return BoundedConverter(limits, stats).convert(openqasm3.parse(text)).circuit
