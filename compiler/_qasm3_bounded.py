@@ -14,8 +14,9 @@ statement's work is done:
 * a gate call is charged its broadcast width times its expanded size;
 * calls become :class:`ProgramGate` objects whose definitions are bound on
   first use instead of copied at every call; gate modifiers (``inv``,
-  ``ctrl``, ``pow``), which walk the whole definition, are charged its
-  expanded size in ``stats.expanded``.
+  ``ctrl``, ``pow``), which make Qiskit rebuild the whole definition, are
+  charged its expanded size against a budget of their own (1% of
+  ``max_operations``) and in ``stats.expanded``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from qiskit_qasm3_import.state import Scope, State
 from compiler.limits import IngestLimits, IngestStats, LimitExceededError, check_width, too_many_operations
 
 _PHYSICAL = re.compile(r"\$(\d+)")
+
+#: Gate modifiers may expand at most ``max_operations // MODIFIER_BUDGET_DIVISOR`` operations.
+MODIFIER_BUDGET_DIVISOR = 100
 
 
 class ProgramGate(Gate):
@@ -87,6 +91,7 @@ class BoundedConverter(ConvertVisitor):
         self._qubits = 0
         self._clbits = 0
         self._operations = 0
+        self._modifier_work = 0
 
     def _charge(self, work: int) -> None:
         """Count ``work`` steps about to be done; refuse them, undone, if they exceed the budget."""
@@ -148,15 +153,29 @@ class BoundedConverter(ConvertVisitor):
 
     def visit_QuantumGate(self, node: ast.QuantumGate, context: State) -> State:  # noqa: N802
         size = self._gate_sizes.get(node.name.name, (1, 0))[0]
-        if node.modifiers:
-            self._charge(size)  # inverse / control / power walk the whole definition
+        width = 1
         if context.scope is not Scope.GATE:
-            width = 1
             for qarg in node.qubits:
                 value = self._resolve_qarg(qarg, context)
                 width = max(width, 1 if isinstance(value, Qubit) else len(value))
             self._count_operations(width * size)
+        if node.modifiers:
+            self._charge_modifier(size * width)
         return super().visit_QuantumGate(node, context)
+
+    def _charge_modifier(self, work: int) -> None:
+        """Gate modifiers (``inv``, ``ctrl``, ``negctrl``, ``pow``) make Qiskit rebuild (and, for a
+        broadcast, deep-copy) the whole definition, at about 100 microseconds per operation: they
+        get their own budget, ``max_operations // MODIFIER_BUDGET_DIVISOR`` operations in all."""
+        budget = max(1, self._limits.max_operations // MODIFIER_BUDGET_DIVISOR)
+        self._modifier_work += work
+        if self._modifier_work > budget:
+            raise LimitExceededError(
+                "max_operations", self._modifier_work, budget,
+                f"gate modifiers (inv, ctrl, negctrl, pow) may apply to at most {budget} operations in all "
+                f"(limits.max_operations / {MODIFIER_BUDGET_DIVISOR}); define the modified gate explicitly",
+            )
+        self._charge(work)
 
     def visit_QuantumMeasurementStatement(self, node, context):  # type: ignore[no-untyped-def]  # noqa: N802
         if context.scope is not Scope.GATE and node.measure is not None:
