@@ -30,12 +30,25 @@ from qiskit.circuit import Gate, Qubit
 from qiskit_qasm3_import.converter import ConvertVisitor, GateBuilder
 from qiskit_qasm3_import.state import Scope, State
 
+from compiler.lower import UNSUPPORTED_HINT
+
+from compiler.errors import QasmValidationError
 from compiler.limits import IngestLimits, IngestStats, LimitExceededError, check_width, too_many_operations
 
 _PHYSICAL = re.compile(r"\$(\d+)")
 
 #: Gate modifiers may expand at most ``max_operations // MODIFIER_BUDGET_DIVISOR`` operations.
 MODIFIER_BUDGET_DIVISOR = 100
+#: ``pow`` computes a dense matrix power (4**n entries): allowed on gates of at most this many qubits.
+MODIFIER_POW_MAX_QUBITS = 3
+
+
+def _line(node: ast.QASMNode) -> int | None:
+    return node.span.start_line if node.span is not None else None
+
+
+def _column(node: ast.QASMNode) -> int | None:
+    return node.span.start_column + 1 if node.span is not None else None
 
 
 class ProgramGate(Gate):
@@ -45,16 +58,14 @@ class ProgramGate(Gate):
     every call, also for the symbolic calls inside other definitions, which
     makes nested parameterised definitions exponential. Binding lazily costs
     one level per distinct call, and only when the lowering asks for it.
-    Gate names are unique in an OpenQASM program, so the lowering may share
-    the expansion of every call with the same name and parameters
-    (``definition_key_by_name``).
+    The lowering shares the expansion of every call with the same builder and
+    parameters (``definition_source``).
     """
-
-    definition_key_by_name = True
 
     def __init__(self, builder: GateBuilder, params: list[object]) -> None:
         super().__init__(builder._name, builder._definition.num_qubits, params)
         self._builder = builder
+        self.definition_source = builder  # the lowering shares one expansion per (source, params)
 
     def _define(self) -> None:
         builder = self._builder
@@ -97,8 +108,9 @@ class BoundedConverter(ConvertVisitor):
         """Count ``work`` steps about to be done; refuse them, undone, if they exceed the budget."""
         if self._stats.expanded + work > self._limits.max_operations:
             raise LimitExceededError(
-                "max_operations", self._stats.expanded + work, self._limits.max_operations,
-                f"expanding the gate definitions takes more than {self._limits.max_operations} steps",
+                "max_expansion_steps", self._stats.expanded + work, self._limits.max_operations,
+                f"expanding the gate definitions takes more than {self._limits.max_operations} steps "
+                "(limits.max_operations)",
             )
         self._stats.expanded += work
 
@@ -148,11 +160,25 @@ class BoundedConverter(ConvertVisitor):
 
     def _define_gate(self, name, definition, n_parameters, n_qubits, definer, context):  # type: ignore[no-untyped-def]
         if isinstance(definition, GateBuilder):
+            # qiskit_qasm3_import 0.6 orders a gate's parameters by name (QuantumCircuit.parameters is
+            # sorted), so `gate g(t, s)` called as g(0.1, 0.2) bound t=0.2: restore declaration order.
+            declared = [argument.name for argument in getattr(definer, "arguments", [])]
+            by_name = {parameter.name: parameter for parameter in definition._order}
+            if sorted(declared) == sorted(by_name):
+                definition._order = tuple(by_name[n] for n in declared)
             definition = _LazyGateBuilder(definition)
         return super()._define_gate(name, definition, n_parameters, n_qubits, definer, context)
 
     def visit_QuantumGate(self, node: ast.QuantumGate, context: State) -> State:  # noqa: N802
-        size = self._gate_sizes.get(node.name.name, (1, 0))[0]
+        self._bound_call(node, self._gate_sizes.get(node.name.name, (1, 0))[0], context)
+        return super().visit_QuantumGate(node, context)
+
+    def visit_QuantumPhase(self, node: ast.QuantumPhase, context: State) -> State:  # noqa: N802
+        self._bound_call(node, 1, context)
+        return super().visit_QuantumPhase(node, context)
+
+    def _bound_call(self, node: ast.QuantumGate | ast.QuantumPhase, size: int, context: State) -> None:
+        """Count a gate (or ``gphase``) call: broadcast width x expanded size; charge its modifiers."""
         width = 1
         if context.scope is not Scope.GATE:
             for qarg in node.qubits:
@@ -160,8 +186,39 @@ class BoundedConverter(ConvertVisitor):
                 width = max(width, 1 if isinstance(value, Qubit) else len(value))
             self._count_operations(width * size)
         if node.modifiers:
-            self._charge_modifier(size * width)
-        return super().visit_QuantumGate(node, context)
+            operands = max(1, len(node.qubits))
+            if operands > MODIFIER_POW_MAX_QUBITS and any(
+                    m.modifier is ast.GateModifierName.pow for m in node.modifiers):
+                raise LimitExceededError(
+                    "max_modifier_operations", operands, MODIFIER_POW_MAX_QUBITS,
+                    f"'pow' builds the gate's {2 ** operands}x{2 ** operands} matrix; qb2 allows it on gates "
+                    f"of at most {MODIFIER_POW_MAX_QUBITS} qubits",
+                    line=_line(node), column=_column(node),
+                )
+            self._charge_modifier(size * width * operands)
+
+    def _unsupported(self, node: ast.QASMNode, what: str) -> None:
+        raise QasmValidationError(f"{what}: {UNSUPPORTED_HINT}", line=_line(node), column=_column(node))
+
+    # Refused by the lowering anyway; refused here before their bodies or broadcasts cost anything.
+    def visit_QuantumReset(self, node, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        target = self._resolve_qarg(node.qubits, context)
+        bits = [target] if isinstance(target, Qubit) else list(target)
+        indices = [context.circuit.find_bit(bit).index for bit in bits[:8]]
+        where = f"qubit {indices[0]}" if len(bits) == 1 else f"qubits {indices}"
+        raise QasmValidationError(f"'reset' on {where}: {UNSUPPORTED_HINT}")
+
+    def visit_BranchingStatement(self, node, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        self._unsupported(node, "classically controlled 'if'")
+
+    def visit_WhileLoop(self, node, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        self._unsupported(node, "'while' loop")
+
+    def visit_ForInLoop(self, node, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        self._unsupported(node, "'for' loop")
+
+    def visit_Box(self, node, context):  # type: ignore[no-untyped-def]  # noqa: N802
+        self._unsupported(node, "'box'")
 
     def _charge_modifier(self, work: int) -> None:
         """Gate modifiers (``inv``, ``ctrl``, ``negctrl``, ``pow``) make Qiskit rebuild (and, for a
@@ -171,7 +228,7 @@ class BoundedConverter(ConvertVisitor):
         self._modifier_work += work
         if self._modifier_work > budget:
             raise LimitExceededError(
-                "max_operations", self._modifier_work, budget,
+                "max_modifier_operations", self._modifier_work, budget,
                 f"gate modifiers (inv, ctrl, negctrl, pow) may apply to at most {budget} operations in all "
                 f"(limits.max_operations / {MODIFIER_BUDGET_DIVISOR}); define the modified gate explicitly",
             )

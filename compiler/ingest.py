@@ -25,7 +25,7 @@ from compiler._qasm3_bounded import load_bounded
 from compiler.errors import QasmValidationError
 from compiler.ir import CircuitIR
 from compiler.limits import IngestLimits, IngestStats, LimitExceededError, check_source, check_width, too_many_operations
-from compiler.lower import lower_circuit
+from compiler.lower import UNSUPPORTED_HINT, lower_circuit
 from compiler.qasm_errors import qasm2_error, qasm3_error
 
 QasmFormat = Literal["qasm2", "qasm3"]
@@ -132,6 +132,9 @@ def parse_qasm(text: str, fmt: QasmFormat | None = None, name: str = "circuit",
 
 _QASM2_CUSTOM = tuple(qiskit.qasm2.LEGACY_CUSTOM_INSTRUCTIONS)
 _OP = _qasm2_native.OpCode
+_DYNAMIC = (_OP.ConditionedGate, _OP.ConditionedMeasure, _OP.ConditionedReset, _OP.Reset)
+#: Gate declarations accepted in one OpenQASM 2 program (building them is quadratic in their number).
+MAX_GATE_DEFINITIONS = 2000
 _QASM2_OPERATIONS = (_OP.Gate, _OP.ConditionedGate, _OP.Measure, _OP.ConditionedMeasure, _OP.Reset,
                      _OP.ConditionedReset, _OP.Barrier)
 
@@ -145,13 +148,22 @@ def _bounded_bytecode(bytecode: object, limits: IngestLimits, stats: IngestStats
     Items inside gate definitions (between ``DeclareGate`` and
     ``EndDeclareGate``) are definitions, not operations.
     """
-    qubits = clbits = operations = 0
+    qubits = clbits = operations = definitions = 0
     in_definition = False
     for item in bytecode:  # type: ignore[attr-defined]
         stats.instructions += 1
         opcode = item.opcode
         if opcode == _OP.DeclareGate:
             in_definition = True
+            definitions += 1
+            if definitions > MAX_GATE_DEFINITIONS:  # Qiskit's from_bytecode is quadratic in them
+                raise LimitExceededError(
+                    "max_gate_definitions", definitions, MAX_GATE_DEFINITIONS,
+                    f"the program defines more than {MAX_GATE_DEFINITIONS} gates")
+        elif opcode == _OP.Reset and not in_definition:
+            raise QasmValidationError(f"'reset' on qubit {item.operands[0]}: {UNSUPPORTED_HINT}")
+        elif opcode in _DYNAMIC and not in_definition:
+            raise QasmValidationError(f"classically controlled instruction: {UNSUPPORTED_HINT}")
         elif opcode == _OP.EndDeclareGate:
             in_definition = False
         elif in_definition:
@@ -181,7 +193,7 @@ def _load(text: str, fmt: QasmFormat, limits: IngestLimits, stats: IngestStats) 
             )
             return _qasm2_parse.from_bytecode(_bounded_bytecode(bytecode, limits, stats), _QASM2_CUSTOM)
         return load_bounded(text, limits, stats)
-    except LimitExceededError:
+    except QasmValidationError:  # our own bounds and early refusals, raised while parsing
         raise
     except RecursionError:
         raise QasmValidationError("the program nests too deeply to parse") from None

@@ -72,9 +72,12 @@ class LimitExceededError(QasmValidationError):
     """The circuit exceeds one of the :class:`IngestLimits` (422 ``too_*`` errors in the API).
 
     Attributes:
-        limit: the :class:`IngestLimits` field that was exceeded
+        limit: which bound was exceeded: an :class:`IngestLimits` field
             (``max_qubits``, ``max_clbits``, ``max_operations``,
-            ``max_gate_nesting`` or ``max_bracket_depth``).
+            ``max_gate_nesting``, ``max_bracket_depth``) or a budget derived
+            from ``max_operations``: ``max_expansion_steps`` (definition nodes
+            visited), ``max_modifier_operations`` (OpenQASM 3 gate modifiers)
+            or ``max_gate_definitions`` (OpenQASM 2 gate declarations).
         value: the amount found when ingestion stopped (a lower bound of the
             true amount: counting stops at the first excess).
         maximum: the limit's value.

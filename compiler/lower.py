@@ -50,7 +50,8 @@ from compiler.limits import IngestLimits, IngestStats, LimitExceededError, check
 
 _STANDARD: dict[str, Instruction] = get_standard_gate_name_mapping()
 _DROPPED = frozenset({"barrier", "delay", "global_phase"})
-_UNSUPPORTED_HINT = "mid-circuit measurement, reset and classical control are not supported yet"
+#: Why dynamic-circuit instructions are refused (also used by the bounded parsers).
+UNSUPPORTED_HINT = "mid-circuit measurement, reset and classical control are not supported yet"
 
 
 def _is_standard_gate(op: Instruction) -> bool:
@@ -110,6 +111,7 @@ class _StandardMatcher:
 
 
 _EQUIVALENCE_MAX_OPS = 64
+_UNITARY_MAX_QUBITS = 4
 
 #: One expanded instruction: (instruction, qubit indices, clbit indices), indices
 #: local to the definition being expanded (global at the top level).
@@ -125,9 +127,9 @@ class _Expander:
     would expand beyond ``limits.max_operations`` is refused after at most
     that many steps (counted in ``stats.expanded``), whatever its nesting.
 
-    A definition is identified by its gate class, name and parameters for
-    gates defined in an OpenQASM program (their names are unique in a program
-    and each call builds its own definition), and by the identity of its definition
+    A definition is identified by its source (the gate body's bytecode or
+    builder) and parameters for gates defined in an OpenQASM program (each
+    call builds its own definition from that source), and by the identity of its definition
     circuit otherwise (library and user gates built in Python, OpenQASM 3 gates
     whose instances share one definition).
     """
@@ -136,7 +138,7 @@ class _Expander:
         self._is_standard = is_standard
         self._limits = limits
         self._stats = stats
-        self._sizes: dict[object, int] = {}
+        self._sizes: dict[object, tuple[int, int]] = {}  # key -> (expanded size, nesting depth below)
         self._bodies: dict[object, list[_Item]] = {}
         self._alive: list[object] = []  # keeps keyed definitions alive so their ids stay unique
         is_standard.size = self.size
@@ -146,14 +148,26 @@ class _Expander:
         return isinstance(op, Gate) and op.name not in _DROPPED and not self._is_standard(op)
 
     def _key(self, op: Instruction) -> object:
-        if type(op).__name__ == "_DefinedGate" or getattr(op, "definition_key_by_name", False):
-            # qiskit.qasm2's lazily defined gates and compiler._qasm3_bounded.ProgramGate
-            return (type(op), op.name, op.num_qubits, tuple(repr(p) for p in op.params))
+        bytecode = getattr(op, "_bytecode", None) if type(op).__name__ == "_DefinedGate" else None
+        # qiskit.qasm2 copies a gate's body into a new tuple per call, but of the same item objects;
+        # an empty tuple (empty body, or an unpickled gate) identifies nothing: key on the definition.
+        source = (bytecode[0], bytecode[-1], len(bytecode)) if bytecode else getattr(op, "definition_source", None)
+        if source:
+            # qiskit.qasm2's lazily defined gates (their body's bytecode) and
+            # compiler._qasm3_bounded.ProgramGate (its builder): one definition per source object,
+            # also when circuits of several programs that reuse a gate name are composed.
+            self._alive.append(source)
+            ident = tuple(id(x) for x in source[:2]) + source[2:] if isinstance(source, tuple) else id(source)
+            return (ident, tuple(repr(p) for p in op.params))
         definition = op.definition
         self._alive.append(definition)
         return id(definition)
 
     def _definition(self, op: Instruction) -> QuantumCircuit:
+        if op.name == "unitary" and op.num_qubits > _UNITARY_MAX_QUBITS:
+            raise QasmValidationError(
+                f"a {op.num_qubits}-qubit 'unitary' gate would be synthesised from its dense matrix; "
+                f"qb2 accepts unitary gates of at most {_UNITARY_MAX_QUBITS} qubits")
         definition = op.definition
         if definition is None:
             raise QasmValidationError(f"gate '{op.name}' has no definition (opaque gates cannot be simulated)")
@@ -169,31 +183,43 @@ class _Expander:
         """
         if not (isinstance(op, Gate) and op.name not in _DROPPED) or _is_standard_gate(op):
             return 1
+        return self._measure(op, depth)[0]
+
+    def _measure(self, op: Instruction, depth: int) -> tuple[int, int]:
+        """``(expanded size, nesting height)`` of the user gate ``op`` called ``depth`` levels deep."""
         key = self._key(op)
         known = self._sizes.get(key)
+        height = known[1] if known is not None else 1
+        if depth + height - 1 > self._limits.max_gate_nesting:
+            raise LimitExceededError(
+                "max_gate_nesting", depth + height - 1, self._limits.max_gate_nesting,
+                f"gate '{op.name}' makes definitions nest {depth + height - 1} deep; "
+                f"the limit is {self._limits.max_gate_nesting}",
+            )
         if known is not None:
             return known
-        if depth > self._limits.max_gate_nesting:
-            raise LimitExceededError(
-                "max_gate_nesting", depth, self._limits.max_gate_nesting,
-                f"gate '{op.name}' is nested {depth} definitions deep; the limit is {self._limits.max_gate_nesting}",
-            )
         total = 0
         for inst in self._definition(op).data:
             self._stats.expanded += 1
             if self._stats.expanded > self._limits.max_operations:
                 raise LimitExceededError(
-                    "max_operations", self._stats.expanded, self._limits.max_operations,
-                    f"expanding the gate definitions takes more than {self._limits.max_operations} steps",
+                    "max_expansion_steps", self._stats.expanded, self._limits.max_operations,
+                    f"expanding the gate definitions takes more than {self._limits.max_operations} steps "
+                    "(limits.max_operations)",
                 )
             sub = inst.operation
             if sub.name in _DROPPED:
                 continue
-            total += self.size(sub, depth + 1) if self.expands(sub) else 1
+            if self.expands(sub):
+                sub_size, sub_height = self._measure(sub, depth + 1)
+                total += sub_size
+                height = max(height, sub_height + 1)
+            else:
+                total += 1
             if total > self._limits.max_operations:
                 raise too_many_operations(total, self._limits)
-        self._sizes[key] = total
-        return total
+        self._sizes[key] = (total, height)
+        return total, height
 
     def body(self, op: Instruction) -> list[_Item]:
         """``op``'s expansion on its own qubits ``0..n-1`` and clbits (call :meth:`size` first)."""
@@ -328,20 +354,20 @@ def lower_circuit(qc: QuantumCircuit, name: str, limits: IngestLimits | None = N
             continue
         if isinstance(op, ControlFlowOp):
             raise QasmValidationError(
-                f"classically controlled '{op.name}' on qubits {list(qubits)}: {_UNSUPPORTED_HINT}"
+                f"classically controlled '{op.name}' on qubits {list(qubits)}: {UNSUPPORTED_HINT}"
             )
         if op.name == "reset":
-            raise QasmValidationError(f"'reset' on qubit {qubits[0]}: {_UNSUPPORTED_HINT}")
+            raise QasmValidationError(f"'reset' on qubit {qubits[0]}: {UNSUPPORTED_HINT}")
         if not isinstance(op, Gate) or clbits:
             raise QasmValidationError(
                 f"non-unitary instruction '{op.name}' on qubits {list(qubits)} is not supported; "
-                f"{_UNSUPPORTED_HINT}"
+                f"{UNSUPPORTED_HINT}"
             )
         after = sorted(q for q in qubits if q in measured)
         if after:
             raise QasmValidationError(
                 f"gate '{op.name}' acts on qubit {after[0]} after it was measured: "
-                f"{_UNSUPPORTED_HINT} (measurements must be terminal)"
+                f"{UNSUPPORTED_HINT} (measurements must be terminal)"
             )
         params = tuple(_real_param(p, op.name) for p in op.params)
         operations.append(Operation(name=op.name, qubits=qubits, params=params))

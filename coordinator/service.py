@@ -49,6 +49,9 @@ _LIMIT_CODES = {
     "max_qubits": "too_wide",
     "max_clbits": "too_many_clbits",
     "max_operations": "too_many_operations",
+    "max_expansion_steps": "too_many_operations",
+    "max_modifier_operations": "too_many_operations",
+    "max_gate_definitions": "too_many_operations",
     "max_gate_nesting": "too_deep",
     "max_bracket_depth": "too_deep",
 }
@@ -153,7 +156,7 @@ class CoordinatorService:
         try:
             ir = parse_qasm(text, fmt, name=name, limits=self.ingest_limits)
         except LimitExceededError as exc:
-            raise SubmissionRejected(422, ErrorInfo(code=_LIMIT_CODES[exc.limit], message=exc.message,
+            raise SubmissionRejected(422, ErrorInfo(code=_LIMIT_CODES.get(exc.limit, "limit_exceeded"), message=exc.message,
                                                     details=exc.to_dict())) from None
         except QasmValidationError as exc:
             raise SubmissionRejected(422, ErrorInfo(code="invalid_qasm", message=exc.message,

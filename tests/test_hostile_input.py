@@ -215,3 +215,23 @@ async def test_raw_bodies_with_bad_bytes_get_structured_errors(tmp_path: Path, i
             assert 400 <= response.status_code < 500, (body[:40], response.status_code)
             assert "error" in response.json() and response.headers.get("x-request-id")
         assert (await client.get("/api/v1/jobs")).json()["total"] == 0
+
+
+def test_qasm3_gate_parameters_bind_in_declaration_order() -> None:
+    """qiskit_qasm3_import orders a definition's parameters by name; qb2 binds them as declared."""
+    ir = parse_qasm('OPENQASM 3.0;\ninclude "stdgates.inc";\nqubit[1] q;\n'
+                    "gate g(t, s) a { rz(t) a; rx(s) a; }\ng(0.1, 0.2) q[0];\n")
+    assert [(o.name, o.params) for o in ir.operations] == [("rz", (0.1,)), ("rx", (0.2,))]
+
+
+def test_gates_of_two_programs_with_one_name_keep_their_own_definitions() -> None:
+    """Expansions are shared per definition source, not per gate name (composed programs reuse names)."""
+    from qiskit import qasm2
+    from qiskit.quantum_info import Operator
+
+    from compiler import to_quantum_circuit
+
+    first = qasm2.loads('OPENQASM 2.0; include "qelib1.inc"; qreg q[2]; gate foo a,b { h a; cx a,b; } foo q[0],q[1];')
+    second = qasm2.loads('OPENQASM 2.0; include "qelib1.inc"; qreg q[2]; gate foo a,b { x a; rz(0.3) b; } foo q[0],q[1];')
+    both = first.compose(second)
+    assert Operator(to_quantum_circuit(from_quantum_circuit(both))).equiv(Operator(both))
