@@ -30,10 +30,17 @@ from qiskit.circuit import Gate, Qubit
 from qiskit_qasm3_import.converter import ConvertVisitor, GateBuilder
 from qiskit_qasm3_import.state import Scope, State
 
-from compiler.lower import UNSUPPORTED_HINT
-
 from compiler.errors import QasmValidationError
-from compiler.limits import IngestLimits, IngestStats, LimitExceededError, check_width, too_many_operations
+from compiler.limits import (
+    IngestLimits,
+    IngestStats,
+    LimitExceededError,
+    check_width,
+    too_deeply_nested,
+    too_many_expansion_steps,
+    too_many_operations,
+)
+from compiler.lower import UNSUPPORTED_HINT
 
 _PHYSICAL = re.compile(r"\$(\d+)")
 
@@ -107,11 +114,7 @@ class BoundedConverter(ConvertVisitor):
     def _charge(self, work: int) -> None:
         """Count ``work`` steps about to be done; refuse them, undone, if they exceed the budget."""
         if self._stats.expanded + work > self._limits.max_operations:
-            raise LimitExceededError(
-                "max_expansion_steps", self._stats.expanded + work, self._limits.max_operations,
-                f"expanding the gate definitions takes more than {self._limits.max_operations} steps "
-                "(limits.max_operations)",
-            )
+            raise too_many_expansion_steps(self._stats.expanded + work, self._limits)
         self._stats.expanded += work
 
     def _count_operations(self, n: int) -> None:
@@ -149,10 +152,7 @@ class BoundedConverter(ConvertVisitor):
                 size += 1
         name = node.name.name
         if depth > self._limits.max_gate_nesting:
-            raise LimitExceededError(
-                "max_gate_nesting", depth, self._limits.max_gate_nesting,
-                f"gate '{name}' is nested {depth} definitions deep; the limit is {self._limits.max_gate_nesting}",
-            )
+            raise too_deeply_nested(name, depth, self._limits)
         if size > self._limits.max_operations:
             raise too_many_operations(size, self._limits)
         self._gate_sizes[name] = (size, depth)
@@ -251,6 +251,6 @@ def load_bounded(text: str, limits: IngestLimits, stats: IngestStats) -> Quantum
             invalid programs (translated by :mod:`compiler.qasm_errors`).
     """
     physical = [int(k) for k in _PHYSICAL.findall(text)]
-    if physical and max(physical) >= limits.max_qubits:
+    if physical:
         check_width(max(physical) + 1, 0, limits)
     return BoundedConverter(limits, stats).convert(openqasm3.parse(text)).circuit

@@ -104,6 +104,22 @@ def too_many_operations(value: int, limits: IngestLimits) -> LimitExceededError:
     )
 
 
+def too_many_expansion_steps(value: int, limits: IngestLimits) -> LimitExceededError:
+    """The error for expanding gate definitions in more than ``limits.max_operations`` steps."""
+    return LimitExceededError(
+        "max_expansion_steps", value, limits.max_operations,
+        f"expanding the gate definitions takes more than {limits.max_operations} steps (limits.max_operations)",
+    )
+
+
+def too_deeply_nested(gate: str, depth: int, limits: IngestLimits) -> LimitExceededError:
+    """The error for user gate definitions nested ``depth`` > ``limits.max_gate_nesting`` deep at ``gate``."""
+    return LimitExceededError(
+        "max_gate_nesting", depth, limits.max_gate_nesting,
+        f"gate '{gate}' makes definitions nest {depth} deep; the limit is {limits.max_gate_nesting}",
+    )
+
+
 def check_source(text: str, limits: IngestLimits) -> None:
     """Refuse source text that would make a parser recurse or misbehave, in one linear scan.
 

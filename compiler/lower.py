@@ -46,7 +46,14 @@ from qiskit.quantum_info import Operator
 
 from compiler.errors import QasmValidationError
 from compiler.ir import CircuitIR, Measurement, Operation, Register
-from compiler.limits import IngestLimits, IngestStats, LimitExceededError, check_width, too_many_operations
+from compiler.limits import (
+    IngestLimits,
+    IngestStats,
+    check_width,
+    too_deeply_nested,
+    too_many_expansion_steps,
+    too_many_operations,
+)
 
 _STANDARD: dict[str, Instruction] = get_standard_gate_name_mapping()
 _DROPPED = frozenset({"barrier", "delay", "global_phase"})
@@ -75,9 +82,9 @@ class _StandardMatcher:
     definition would cost as much as the expansion the limits exist to bound.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, size: Callable[[Instruction], int]) -> None:
         self._defined: dict[tuple[str, tuple[float, ...]], bool] = {}
-        self.size: Callable[[Instruction], int] = lambda op: 0  # set by _Expander
+        self.size = size  # operations a gate's definition expands to (see _Expander.size)
 
     def __call__(self, op: Instruction) -> bool:
         if _is_standard_gate(op):
@@ -134,14 +141,13 @@ class _Expander:
     whose instances share one definition).
     """
 
-    def __init__(self, is_standard: _StandardMatcher, limits: IngestLimits, stats: IngestStats) -> None:
-        self._is_standard = is_standard
+    def __init__(self, limits: IngestLimits, stats: IngestStats) -> None:
+        self._is_standard = _StandardMatcher(self.size)
         self._limits = limits
         self._stats = stats
         self._sizes: dict[object, tuple[int, int]] = {}  # key -> (expanded size, nesting depth below)
         self._bodies: dict[object, list[_Item]] = {}
-        self._alive: list[object] = []  # keeps keyed definitions alive so their ids stay unique
-        is_standard.size = self.size
+        self._alive: dict[int, object] = {}  # keeps keyed objects alive so their ids stay unique
 
     def expands(self, op: Instruction) -> bool:
         """Whether ``op`` is a user-defined gate to replace by its definition."""
@@ -156,11 +162,11 @@ class _Expander:
             # qiskit.qasm2's lazily defined gates (their body's bytecode) and
             # compiler._qasm3_bounded.ProgramGate (its builder): one definition per source object,
             # also when circuits of several programs that reuse a gate name are composed.
-            self._alive.append(source)
+            self._alive[id(source)] = source
             ident = tuple(id(x) for x in source[:2]) + source[2:] if isinstance(source, tuple) else id(source)
             return (ident, tuple(repr(p) for p in op.params))
         definition = op.definition
-        self._alive.append(definition)
+        self._alive[id(definition)] = definition
         return id(definition)
 
     def _definition(self, op: Instruction) -> QuantumCircuit:
@@ -191,22 +197,14 @@ class _Expander:
         known = self._sizes.get(key)
         height = known[1] if known is not None else 1
         if depth + height - 1 > self._limits.max_gate_nesting:
-            raise LimitExceededError(
-                "max_gate_nesting", depth + height - 1, self._limits.max_gate_nesting,
-                f"gate '{op.name}' makes definitions nest {depth + height - 1} deep; "
-                f"the limit is {self._limits.max_gate_nesting}",
-            )
+            raise too_deeply_nested(op.name, depth + height - 1, self._limits)
         if known is not None:
             return known
         total = 0
         for inst in self._definition(op).data:
             self._stats.expanded += 1
             if self._stats.expanded > self._limits.max_operations:
-                raise LimitExceededError(
-                    "max_expansion_steps", self._stats.expanded, self._limits.max_operations,
-                    f"expanding the gate definitions takes more than {self._limits.max_operations} steps "
-                    "(limits.max_operations)",
-                )
+                raise too_many_expansion_steps(self._stats.expanded, self._limits)
             sub = inst.operation
             if sub.name in _DROPPED:
                 continue
@@ -252,7 +250,7 @@ def _flatten(qc: QuantumCircuit, limits: IngestLimits, stats: IngestStats) -> It
             all (checked before each gate is expanded) or a limit of
             :meth:`_Expander.size`.
     """
-    expander = _Expander(_StandardMatcher(), limits, stats)
+    expander = _Expander(limits, stats)
     qpos = {bit: i for i, bit in enumerate(qc.qubits)}
     cpos = {bit: i for i, bit in enumerate(qc.clbits)}
     total = 0

@@ -177,12 +177,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 def _printable(value: Any) -> Any:
     """``value`` with every string made encodable as UTF-8 (a lone surrogate becomes the text ``\\ud800``)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-            return value
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, str):  # "backslashreplace" changes only what cannot be encoded
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, dict):
         return {_printable(k): _printable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

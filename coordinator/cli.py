@@ -168,7 +168,8 @@ def node(
 @app.command("join-token")
 def join_token_cmd(
     peer_id: Annotated[str, typer.Option("--peer-id", help="the node's peer ID (`qb2 node --print-peer-id`)")],
-    ttl_s: Annotated[float, typer.Option("--ttl-s", min=1, help="validity in seconds from now")] = 30 * 86400,
+    ttl_s: Annotated[Optional[float], typer.Option(
+        "--ttl-s", min=1, help="validity in seconds from now (default: 30 days)")] = None,
     config: ConfigOpt = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="the coordinator's data folder; overrides data_dir")] = None,
 ) -> None:
@@ -181,7 +182,7 @@ def join_token_cmd(
     import datetime
 
     from coordinator.config import ConfigError, load_settings
-    from protocol.membership import decode_join_token, issue_join_token, peer_id_of
+    from protocol.membership import DEFAULT_TTL_S, decode_join_token, issue_join_token, peer_id_of
     from protocol.transport import load_or_create_identity
 
     try:
@@ -193,7 +194,7 @@ def join_token_cmd(
         _fail(f"no coordinator identity at {key_file}; start the coordinator once, or pass its --data-dir / --config")
     try:
         key_pair = load_or_create_identity(key_file)
-        token = issue_join_token(key_pair, peer_id, ttl_s)
+        token = issue_join_token(key_pair, peer_id, DEFAULT_TTL_S if ttl_s is None else ttl_s)
     except ValueError as exc:
         _fail(str(exc))
     expires = decode_join_token(token)[0].expires_at

@@ -107,7 +107,7 @@ async def run_coordinator(
                                      settings.runtime.reserve_timeout_s)
 
     service = CoordinatorService(settings, registry, store, invoke, reserve)
-    network.on_reject = lambda code: service.metrics.adverts_refused.labels(reason=code).inc()
+    network.on_reject = lambda code: service.metrics.advertisements_rejected.labels(reason=code).inc()
 
     def health_probe() -> dict[str, tuple[bool, str]]:
         addrs = host.get_addrs()

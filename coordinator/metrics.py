@@ -34,7 +34,7 @@ class Metrics:
         self.adverts_rejected = Gauge("qb2_adverts_rejected", "Advertisements rejected since start", registry=r)
         # FR-019: exposed as qb2_advertisements_rejected_total{reason}; reasons: unsigned, bad_signature,
         # invalid, forged, not_admitted, token_{malformed,bad_signature,other_coordinator,other_peer,expired}
-        self.adverts_refused = Counter("qb2_advertisements_rejected", "Advertisements refused, by reason",
+        self.advertisements_rejected = Counter("qb2_advertisements_rejected", "Advertisements refused, by reason",
                                        ["reason"], registry=r)
         self._completed = 0
         self._finished = 0

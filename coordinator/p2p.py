@@ -30,7 +30,7 @@ from protocol.advert import AdvertisementRejected, ServiceAdvertisement, parse_a
 from protocol.execute import ExecuteRequest, ExecuteResponse
 from protocol.framing import read_frame, write_frame
 from protocol.ids import ADVERT_TOPIC, EXECUTE_PROTOCOL_ID
-from protocol.membership import JoinTokenError, RateLimitedLog, verify_join_token
+from protocol.membership import JoinTokenError, Membership, RateLimitedLog, verify_join_token
 
 log = logging.getLogger("qb2.coordinator.p2p")
 
@@ -50,7 +50,7 @@ class CoordinatorNetwork:
 
     def __init__(self, host: IHost, pubsub: Pubsub, registry: Registry, max_frame_bytes: int,
                  allowed_peers: frozenset[str] = frozenset(), on_advert: Callable[[ServiceAdvertisement], Awaitable[None]] | None = None,
-                 *, membership: str = "closed", on_reject: Callable[[str], None] | None = None) -> None:
+                 *, membership: Membership = "closed", on_reject: Callable[[str], None] | None = None) -> None:
         self.host = host
         self.pubsub = pubsub
         self.registry = registry

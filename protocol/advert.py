@@ -22,12 +22,10 @@ from pydantic import (
     model_validator,
 )
 
-from protocol.ids import PROTOCOL_VERSION, major
+from protocol.ids import PEER_ID_RE, PROTOCOL_VERSION, major
 from protocol.membership import MAX_TOKEN_CHARS
 
 _GATE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-#: base58btc alphabet; libp2p peer IDs in their legacy text form use it.
-_PEER_ID = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{30,128}$")
 
 
 class Fidelities(BaseModel):
@@ -139,7 +137,7 @@ class ServiceAdvertisement(BaseModel):
     @field_validator("node_id")
     @classmethod
     def _peer_id_shape(cls, value: str) -> str:
-        if not _PEER_ID.match(value):
+        if not PEER_ID_RE.match(value):
             raise ValueError("node_id is not a base58 libp2p peer ID")
         return value
 

@@ -4,10 +4,14 @@ A peer speaking another *major* protocol version is rejected (FR-001); minor
 versions add optional fields only.
 """
 
+import re
 from typing import Final
 
 #: Semantic version of every qb2 wire contract in this package.
 PROTOCOL_VERSION: Final = "1.3.0"
+
+#: A libp2p peer ID in its base58btc text form (the legacy ``Qm...`` / ``12D3KooW...`` form of multiaddrs).
+PEER_ID_RE: Final = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{30,128}$")
 
 #: GossipSub topic on which service nodes publish their advertisements (FR-001).
 ADVERT_TOPIC: Final = "qb2/adverts/1"

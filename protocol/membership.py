@@ -29,13 +29,15 @@ import binascii
 import json
 import logging
 import math
-import re
 import time
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
-from libp2p.crypto.keys import KeyPair, PublicKey
-from libp2p.peer.id import ID
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from protocol.ids import PEER_ID_RE
+
+if TYPE_CHECKING:  # libp2p is imported where keys are used, so settings can import this module cheaply
+    from libp2p.crypto.keys import KeyPair, PublicKey
 
 #: Prefix (and format version) of every join token's text form.
 TOKEN_PREFIX: Final = "qb2jt1"
@@ -45,8 +47,6 @@ SIGNING_DOMAIN: Final = b"qb2/join-token/1\n"
 MAX_TOKEN_CHARS: Final = 1024
 #: Default token lifetime of ``qb2 join-token``, in seconds (30 days).
 DEFAULT_TTL_S: Final = 30 * 86400
-
-_PEER_ID = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{30,128}$")
 
 Membership = Literal["closed", "open"]
 
@@ -67,8 +67,8 @@ class JoinToken(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    coordinator: str = Field(pattern=_PEER_ID.pattern)
-    peer_id: str = Field(pattern=_PEER_ID.pattern)
+    coordinator: str = Field(pattern=PEER_ID_RE.pattern)
+    peer_id: str = Field(pattern=PEER_ID_RE.pattern)
     issued_at: int = Field(ge=0)
     expires_at: int = Field(ge=0)
 
@@ -96,6 +96,8 @@ def _unb64(text: str) -> bytes:
 
 def peer_id_of(key_pair: KeyPair) -> str:
     """Base58 peer ID of ``key_pair`` (the form used in multiaddrs and logs)."""
+    from libp2p.peer.id import ID
+
     return ID.from_pubkey(key_pair.public_key).to_base58()
 
 
@@ -115,7 +117,7 @@ def issue_join_token(coordinator_key: KeyPair, peer_id: str, ttl_s: float = DEFA
     Raises:
         ValueError: ``peer_id`` is not a base58 peer ID, or ``ttl_s <= 0``.
     """
-    if not _PEER_ID.match(peer_id):
+    if not PEER_ID_RE.match(peer_id):
         raise ValueError(f"{peer_id!r} is not a base58 libp2p peer ID")
     if not ttl_s > 0:
         raise ValueError(f"ttl_s must be > 0 seconds, got {ttl_s}")
@@ -176,6 +178,8 @@ def verify_join_token(token: str, coordinator_key: PublicKey, peer_id: str, *, n
             coordinator); ``bad_signature`` (not signed by ``coordinator_key``);
             ``other_peer`` (issued for another peer ID); ``expired``.
     """
+    from libp2p.peer.id import ID
+
     statement, payload, signature = decode_join_token(token)
     own = ID.from_pubkey(coordinator_key).to_base58()
     if statement.coordinator != own:
@@ -203,6 +207,8 @@ def check_own_join_token(token: str, peer_id: str, *, now: float | None = None) 
         JoinTokenError: as :func:`verify_join_token`; ``bad_signature`` also when
             the named coordinator's peer ID does not embed its key.
     """
+    from libp2p.peer.id import ID
+
     statement, payload, signature = decode_join_token(token)
     try:
         key = ID.from_base58(statement.coordinator).extract_public_key()
@@ -219,7 +225,7 @@ def bootstrap_peer_ids(multiaddrs: list[str]) -> set[str]:
     for addr in multiaddrs:
         parts = addr.rstrip("/").split("/")
         for key, value in zip(parts, parts[1:]):
-            if key in ("p2p", "ipfs") and _PEER_ID.match(value):
+            if key in ("p2p", "ipfs") and PEER_ID_RE.match(value):
                 found.add(value)
     return found
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, TomlConfigSettingsSource
+
+from protocol.membership import MAX_TOKEN_CHARS, Membership
 
 
 class P2PSettings(BaseModel):
@@ -40,8 +41,8 @@ class P2PSettings(BaseModel):
     max_frame_mib: int = Field(default=256, ge=1, le=4096)
     frame_timeout_s: float = Field(default=60.0, gt=0.0, le=3600.0)
     allowed_peers: list[str] = Field(default_factory=list)
-    membership: Literal["closed", "open"] = "closed"
-    join_token: str | None = Field(default=None, max_length=1024)
+    membership: Membership = "closed"
+    join_token: str | None = Field(default=None, max_length=MAX_TOKEN_CHARS)
 
 
 class DiscoverySettings(BaseModel):

@@ -273,8 +273,9 @@ class ReservationLedger:
 
     # ---- commands ---------------------------------------------------------------------
 
-    def deadline(self, window: Window) -> float:
-        """Unix time at which ``window``, if still active, expires: its end, or ``start + grace_s`` if earlier."""
+    def deadline(self, window: Window | ReserveRequest) -> float:
+        """Unix time at which ``window`` (granted, or requested), if active, expires: its ``end``, or
+        ``start + grace_s`` if earlier."""
         return window.end if self.grace_s is None else min(window.end, window.start + self.grace_s)
 
     def expire(self, now: float | None = None) -> list[str]:
@@ -367,11 +368,9 @@ class ReservationLedger:
         next_window: tuple[float, float] | None = None
         if duplicate:
             reason = "duplicate reservation id"
-        elif req.end <= now:
-            reason = f"window [{req.start}, {req.end}) ended before node time {now}"
-            next_window = self.next_window(now, req.end - req.start)
-        elif self.grace_s is not None and req.start + self.grace_s <= now:
-            reason = (f"window [{req.start}, {req.end}) started more than the {self.grace_s:g} s grace "
+        elif self.deadline(req) <= now:  # it would expire at once
+            reason = (f"window [{req.start}, {req.end}) ended before node time {now}" if req.end <= now else
+                      f"window [{req.start}, {req.end}) started more than the {self.grace_s:g} s grace "
                       f"before node time {now}")
             next_window = self.next_window(now, req.end - req.start)
         elif req.min_fidelity is not None and self.estimator is not None and req.operation is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import pytest
 import trio
@@ -58,3 +59,26 @@ def ideal_cluster() -> InProcessCluster:
 @pytest.fixture
 def noisy_cluster() -> InProcessCluster:
     return InProcessCluster(ideal=False)
+
+
+async def publish_adverts_until(host, pubsub, router, coordinator_multiaddr: str, data: bytes,  # type: ignore[no-untyped-def]
+                                done: Callable[[], bool], timeout_s: float) -> None:
+    """Run a rogue libp2p peer (``host`` with its ``pubsub`` and GossipSub ``router``), connect it to the
+    coordinator at ``coordinator_multiaddr`` and publish ``data`` on the advert topic every 0.2 s until
+    ``done()`` (an observable effect, e.g. a log line) holds; ``trio.TooSlowError`` after ``timeout_s`` seconds."""
+    import multiaddr
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+    from libp2p.tools.anyio_service import background_trio_service
+
+    from protocol.ids import ADVERT_TOPIC
+
+    async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        async with background_trio_service(pubsub), background_trio_service(router):
+            await pubsub.wait_until_ready()
+            coordinator = info_from_p2p_addr(multiaddr.Multiaddr(coordinator_multiaddr))
+            await host.connect(coordinator)
+            await pubsub.wait_for_subscription(coordinator.peer_id, ADVERT_TOPIC, timeout=10)
+            with trio.fail_after(timeout_s):
+                while not done():
+                    await pubsub.publish(ADVERT_TOPIC, data)
+                    await trio.sleep(0.2)

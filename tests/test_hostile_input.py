@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 from qiskit import QuantumCircuit
 from qiskit.circuit import Gate

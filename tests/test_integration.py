@@ -11,11 +11,8 @@ import time
 from pathlib import Path
 
 import httpx
-import multiaddr
 import pytest
 import trio
-from libp2p.peer.peerinfo import info_from_p2p_addr
-from libp2p.tools.anyio_service import background_trio_service
 from qiskit import transpile
 from qiskit_aer import AerSimulator
 
@@ -25,8 +22,8 @@ from coordinator.client import Client
 from coordinator.cluster import LocalCluster, NodeSpec
 from experiments.circuits import benchmark_circuit
 from protocol.advert import ServiceAdvertisement
-from protocol.ids import ADVERT_TOPIC
 from protocol.transport import make_host, make_pubsub, load_or_create_identity
+from tests.conftest import publish_adverts_until
 
 pytestmark = pytest.mark.integration
 
@@ -124,16 +121,8 @@ async def test_forged_advertisement_is_rejected_and_logged(cluster: LocalCluster
         qubit_range={"max": 20}, timestamp=time.time(), sequence=10**9, name="forged",
     )
     log_file = cluster.log_dir / "coordinator.log"
-    async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
-        async with background_trio_service(pubsub), background_trio_service(router):
-            await pubsub.wait_until_ready()
-            coordinator = info_from_p2p_addr(multiaddr.Multiaddr(cluster.coordinator_multiaddr))
-            await host.connect(coordinator)
-            await pubsub.wait_for_subscription(coordinator.peer_id, ADVERT_TOPIC, timeout=10)
-            with trio.fail_after(20):
-                while "is not the signing peer" not in log_file.read_text():
-                    await pubsub.publish(ADVERT_TOPIC, forged.model_dump_json().encode())
-                    await trio.sleep(0.2)
+    await publish_adverts_until(host, pubsub, router, cluster.coordinator_multiaddr, forged.model_dump_json().encode(),
+                                lambda: "is not the signing peer" in log_file.read_text(), timeout_s=20)
     rejected = [json.loads(line) for line in log_file.read_text().splitlines() if "advertisement rejected" in line]
     assert rejected and rejected[-1]["reason"].startswith(f"node_id {victim} is not the signing peer")
     with Client(cluster.api_url) as client:

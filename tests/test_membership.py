@@ -28,7 +28,7 @@ from coordinator.cluster import LocalCluster, NodeSpec, _die_with_parent, _wait_
 from experiments.circuits import benchmark_circuit
 from protocol.advert import ServiceAdvertisement
 from protocol.execute import ExecuteRequest, ExecuteResponse
-from protocol.ids import ADVERT_TOPIC, EXECUTE_PROTOCOL_ID, RESERVE_PROTOCOL_ID
+from protocol.ids import EXECUTE_PROTOCOL_ID, RESERVE_PROTOCOL_ID
 from protocol.membership import (
     JoinTokenError,
     RateLimitedLog,
@@ -44,6 +44,7 @@ from protocol.settings import P2PSettings
 from protocol.transport import load_or_create_identity, make_host
 from service_node.config import NodeSettings
 from service_node.daemon import admitted_peers
+from tests.conftest import publish_adverts_until
 
 QB2 = [sys.executable, "-m", "coordinator.cli"]
 
@@ -350,8 +351,6 @@ async def test_node_refuses_execute_and_reserve_from_a_peer_that_is_not_its_coor
 async def test_unsigned_advertisement_is_counted_and_logged(cluster: LocalCluster) -> None:
     from libp2p.pubsub.gossipsub import PROTOCOL_ID_V11, GossipSub
     from libp2p.pubsub.pubsub import Pubsub
-    from libp2p.tools.anyio_service import background_trio_service
-
     key = load_or_create_identity(None)
     host = make_host(key)
     router = GossipSub(protocols=[PROTOCOL_ID_V11], degree=6, degree_low=4, degree_high=12,
@@ -367,16 +366,8 @@ async def test_unsigned_advertisement_is_counted_and_logged(cluster: LocalCluste
                 if e.get("message") == "advertisement rejected" and e.get("code") == "unsigned"
                 and e.get("peer_id") == peer_id_of(key)]
 
-    async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
-        async with background_trio_service(pubsub), background_trio_service(router):
-            await pubsub.wait_until_ready()
-            coordinator = info_from_p2p_addr(multiaddr.Multiaddr(cluster.coordinator_multiaddr))
-            await host.connect(coordinator)
-            await pubsub.wait_for_subscription(coordinator.peer_id, ADVERT_TOPIC, timeout=10)
-            with trio.fail_after(30):
-                while not logged():
-                    await pubsub.publish(ADVERT_TOPIC, advert.model_dump_json().encode())
-                    await trio.sleep(0.2)
+    await publish_adverts_until(host, pubsub, router, cluster.coordinator_multiaddr, advert.model_dump_json().encode(),
+                                lambda: bool(logged()), timeout_s=30)
     line = logged()[0]
     assert line["level"] == "WARNING" and line["author"] == peer_id_of(key)
     assert await trio.to_thread.run_sync(rejected_count, cluster, "unsigned") >= 1

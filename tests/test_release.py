@@ -96,6 +96,18 @@ def last_kind(events: list[dict]) -> dict[str, str]:
 QFT = benchmark_circuit("qft", 6).qasm  # about ten fragments over several nodes
 
 
+def stall_at(call: int, reached: trio.Event):  # type: ignore[no-untyped-def]
+    """A ``Nodes`` hook that, on its ``call``-th invocation (counting from 1), sets ``reached`` and blocks
+    forever (until the job is cancelled)."""
+
+    async def hook(n: int, request: object) -> None:
+        if n == call:
+            reached.set()
+            await trio.sleep_forever()
+
+    return hook
+
+
 async def run_and_cancel_when(service: CoordinatorService, job_id: str, reached: trio.Event) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(service.run_workers)
@@ -112,12 +124,7 @@ async def test_cancel_while_reserving_releases_every_window_even_one_granted_in_
     service, store = make_service(tmp_path, nodes)
     reached = trio.Event()
 
-    async def stall_third(n: int, request: ReserveRequest) -> None:
-        if n == 3:  # the node granted it; the answer never arrives before the cancel
-            reached.set()
-            await trio.sleep_forever()
-
-    nodes.after_grant = stall_third
+    nodes.after_grant = stall_at(3, reached)  # the node granted it; the answer never arrives before the cancel
     job = await service.submit(Submission(QFT, None, 100, 1, "qft"))
     await run_and_cancel_when(service, job.job_id, reached)
 
@@ -137,12 +144,7 @@ async def test_cancel_while_executing_releases_the_unconsumed_windows(
     service, store = make_service(tmp_path, nodes)
     reached = trio.Event()
 
-    async def stall_second(n: int, request: ExecuteRequest) -> None:
-        if n == 2:
-            reached.set()
-            await trio.sleep_forever()
-
-    nodes.before_execute = stall_second
+    nodes.before_execute = stall_at(2, reached)
     job = await service.submit(Submission(QFT, None, 100, 1, "qft"))
     await run_and_cancel_when(service, job.job_id, reached)
 
@@ -180,12 +182,7 @@ async def test_a_recovered_job_releases_the_windows_of_its_previous_run_first(
     service, store = make_service(tmp_path, nodes)
     reached = trio.Event()
 
-    async def stall_first(n: int, request: ExecuteRequest) -> None:
-        if n == 1:
-            reached.set()
-            await trio.sleep_forever()
-
-    nodes.before_execute = stall_first
+    nodes.before_execute = stall_at(1, reached)
     job = await service.submit(Submission(QFT, None, 100, 1, "qft"))
     with trio.move_on_after(30):  # the coordinator "dies" while EXECUTING: no cleanup runs
         async with trio.open_nursery() as nursery:
