@@ -6,36 +6,39 @@ coordinator calls :func:`parse_qasm` / :func:`from_quantum_circuit` and then
 
 Modules, one idea each:
 
-- :mod:`compiler.ir` — the circuit IR (contract).
-- :mod:`compiler.plan` — the plan model (contract).
-- :mod:`compiler.errors` — :class:`QasmValidationError`, :class:`InfeasiblePlanError`.
-- :mod:`compiler.ingest` — OpenQASM 2/3 text to IR.
-- :mod:`compiler.limits` — resource bounds checked while ingesting (FR-014).
-- :mod:`compiler.qasm_errors` — parser exceptions to positioned validation errors.
-- :mod:`compiler.lower` — ``QuantumCircuit`` to IR (gate expansion, terminal measurements).
-- :mod:`compiler.export` — IR back to a ``QuantumCircuit`` (baseline, checks).
-- :mod:`compiler.dag` / :mod:`compiler.partition` — fragments and the splitting rule.
-- :mod:`compiler.capability` — which gates a node can run (native or translated).
-- :mod:`compiler.translation` — native gate counts after Qiskit translation.
-- :mod:`compiler.cost` — the cost model: terms, units, sources, weights.
-- :mod:`compiler.placement` — node capability views, "no node can run it" errors.
-- :mod:`compiler.search` — placement with qubit residency: exact DP, beam, baselines.
-- :mod:`compiler.routing` — SWAP routing on a node's coupling map (FR-016),
+- :mod:`qb2.compiler.ir` — the circuit IR (contract).
+- :mod:`qb2.compiler.plan` — the plan model (contract).
+- :mod:`qb2.compiler.errors` — :class:`QasmValidationError`, :class:`InfeasiblePlanError`.
+- :mod:`qb2.compiler.ingest` — OpenQASM 2/3 text to IR.
+- :mod:`qb2.compiler.limits` — resource bounds checked while ingesting (FR-014).
+- :mod:`qb2.compiler.qasm_errors` — parser exceptions to positioned validation errors.
+- :mod:`qb2.compiler.lower` — ``QuantumCircuit`` to IR (gate expansion, terminal measurements).
+- :mod:`qb2.compiler.export` — IR back to a ``QuantumCircuit`` (baseline, checks).
+- :mod:`qb2.compiler.dag` / :mod:`qb2.compiler.partition` — fragments and the splitting rule.
+- :mod:`qb2.compiler.capability` — which gates a node can run (native or translated).
+- :mod:`qb2.compiler.translation` — native gate counts after Qiskit translation.
+- :mod:`qb2.compiler.cost` — the cost model: terms, units, sources, weights.
+- :mod:`qb2.compiler.placement` — node capability views, "no node can run it" errors.
+- :mod:`qb2.compiler.search` — placement with qubit residency: exact DP, beam, baselines.
+- :mod:`qb2.compiler.routing` — SWAP routing on a node's coupling map (FR-016),
   shared with device nodes; the planner charges its SWAPs in the search.
-- :mod:`compiler.planner` — :func:`plan_circuit` and :class:`PlannerOptions`.
+- :mod:`qb2.compiler.planner` — :func:`plan_circuit` and :class:`PlannerOptions`.
 """
 
-from compiler.capability import supports_gate, unsupported_gates
-from compiler.cost import CostBreakdown, CostWeights
-from compiler.dag import Fragment, FragmentDAG
-from compiler.errors import InfeasiblePlanError, QasmValidationError
-from compiler.export import to_quantum_circuit
-from compiler.ingest import from_quantum_circuit, parse_qasm
-from compiler.limits import IngestLimits, IngestStats, LimitExceededError
-from compiler.ir import CircuitIR, Measurement, Operation, Register
-from compiler.partition import split_fragments
-from compiler.plan import FragmentPlan, Plan
-from compiler.planner import PlannerOptions, plan_circuit
+if __name__ != "qb2.compiler":  # one import path only (issue 12): the folder is installed as qb2.compiler
+    raise ImportError(f"import qb2.compiler, not {__name__}: qb2 installs its packages under qb2. (pip install -e .)")
+
+from qb2.compiler.capability import supports_gate, unsupported_gates
+from qb2.compiler.cost import CostBreakdown, CostWeights
+from qb2.compiler.dag import Fragment, FragmentDAG
+from qb2.compiler.errors import InfeasiblePlanError, QasmValidationError
+from qb2.compiler.export import to_quantum_circuit
+from qb2.compiler.ingest import from_quantum_circuit, parse_qasm
+from qb2.compiler.limits import IngestLimits, IngestStats, LimitExceededError
+from qb2.compiler.ir import CircuitIR, Measurement, Operation, Register
+from qb2.compiler.partition import split_fragments
+from qb2.compiler.plan import FragmentPlan, Plan
+from qb2.compiler.planner import PlannerOptions, plan_circuit
 
 __all__ = [
     "CircuitIR",

@@ -1,4 +1,4 @@
-"""OpenQASM 3 import with :class:`~compiler.limits.IngestLimits` checked statement by statement.
+"""OpenQASM 3 import with :class:`~qb2.compiler.limits.IngestLimits` checked statement by statement.
 
 ``qiskit.qasm3.loads`` (qiskit-qasm3-import 0.6) allocates every declared
 register, broadcasts every gate over whole registers and *deep-copies* a user
@@ -30,8 +30,8 @@ from qiskit.circuit import Gate, Qubit
 from qiskit_qasm3_import.converter import ConvertVisitor, GateBuilder
 from qiskit_qasm3_import.state import Scope, State
 
-from compiler.errors import QasmValidationError
-from compiler.limits import (
+from qb2.compiler.errors import QasmValidationError
+from qb2.compiler.limits import (
     IngestLimits,
     IngestStats,
     LimitExceededError,
@@ -40,7 +40,7 @@ from compiler.limits import (
     too_many_expansion_steps,
     too_many_operations,
 )
-from compiler.lower import UNSUPPORTED_HINT
+from qb2.compiler.lower import UNSUPPORTED_HINT
 
 _PHYSICAL = re.compile(r"\$(\d+)")
 
@@ -248,7 +248,7 @@ def load_bounded(text: str, limits: IngestLimits, stats: IngestStats) -> Quantum
         LimitExceededError: a physical qubit ``$k`` with ``k >= max_qubits`` or
             any bound of :class:`BoundedConverter`.
         Exception: whatever ``openqasm3.parse`` or the importer raise for
-            invalid programs (translated by :mod:`compiler.qasm_errors`).
+            invalid programs (translated by :mod:`qb2.compiler.qasm_errors`).
     """
     physical = [int(k) for k in _PHYSICAL.findall(text)]
     if physical:

@@ -24,7 +24,7 @@ from collections.abc import Collection, Iterable
 
 from qiskit.circuit.library import get_standard_gate_name_mapping
 
-from protocol.advert import ServiceAdvertisement
+from qb2.protocol.advert import ServiceAdvertisement
 
 #: Native 1-qubit sets from which every standard 1-qubit gate is reachable.
 UNIVERSAL_1Q_SETS: tuple[frozenset[str], ...] = tuple(

@@ -8,7 +8,7 @@ w.entanglement * entanglement + w.price * price`` (:func:`weighted`).
 ``latency_s`` (seconds) — expected wall-clock time of the step.
     * gate fragment on node ``N``: ``n1 * t1 + n2 * t2`` (the fragment's
       translated 1-qubit and 2-qubit-equivalent native gate counts, see
-      :mod:`compiler.translation`, times the node's advertised
+      :mod:`qb2.compiler.translation`, times the node's advertised
       ``gate_times.gate_1q_us`` / ``gate_2q_us``, converted to seconds) plus
       the invocation overhead ``rtt(N) + queue(N)``: the measured
       coordinator-to-node round trip (``PlannerOptions.link_rtt_s``, default
@@ -66,7 +66,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from protocol.advert import ServiceAdvertisement
+from qb2.protocol.advert import ServiceAdvertisement
 
 #: Median libp2p request/response round trip on loopback (DESIGN.md, "Facts measured"), seconds.
 DEFAULT_LINK_RTT_S = 0.0031

@@ -1,4 +1,4 @@
-"""The fragment DAG: what :func:`compiler.partition.split_fragments` produces (FR-004).
+"""The fragment DAG: what :func:`qb2.compiler.partition.split_fragments` produces (FR-004).
 
 A fragment is a set of circuit operations run together on one node under the
 state-handoff model (DESIGN.md, Execution semantics). Fragments are numbered

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from qiskit import ClassicalRegister, QuantumCircuit, QuantumRegister
 from qiskit.circuit.library import get_standard_gate_name_mapping
 
-from compiler.ir import CircuitIR
+from qb2.compiler.ir import CircuitIR
 
 _STANDARD = get_standard_gate_name_mapping()
 

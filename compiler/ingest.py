@@ -2,7 +2,7 @@
 
 :func:`parse_qasm` detects the language version from the ``OPENQASM`` header,
 parses with Qiskit's importers, and lowers the circuit with
-:func:`compiler.lower.lower_circuit`. Every failure is a
+:func:`qb2.compiler.lower.lower_circuit`. Every failure is a
 :class:`QasmValidationError` carrying a 1-based line and column where the
 parser reported one.
 
@@ -21,12 +21,12 @@ from qiskit import QuantumCircuit
 from qiskit._accelerate import qasm2 as _qasm2_native  # the Rust bytecode stream behind qiskit.qasm2.loads
 from qiskit.qasm2 import parse as _qasm2_parse
 
-from compiler._qasm3_bounded import load_bounded
-from compiler.errors import QasmValidationError
-from compiler.ir import CircuitIR
-from compiler.limits import IngestLimits, IngestStats, LimitExceededError, check_source, check_width, too_many_operations
-from compiler.lower import UNSUPPORTED_HINT, lower_circuit
-from compiler.qasm_errors import qasm2_error, qasm3_error
+from qb2.compiler._qasm3_bounded import load_bounded
+from qb2.compiler.errors import QasmValidationError
+from qb2.compiler.ir import CircuitIR
+from qb2.compiler.limits import IngestLimits, IngestStats, LimitExceededError, check_source, check_width, too_many_operations
+from qb2.compiler.lower import UNSUPPORTED_HINT, lower_circuit
+from qb2.compiler.qasm_errors import qasm2_error, qasm3_error
 
 QasmFormat = Literal["qasm2", "qasm3"]
 
@@ -86,14 +86,14 @@ def parse_qasm(text: str, fmt: QasmFormat | None = None, name: str = "circuit",
             header (the OpenQASM 3 spec makes it optional), ``"qasm2"`` may not.
         name: label stored in the IR.
         limits: resource bounds checked *while* parsing and expanding
-            (defaults: :class:`~compiler.limits.IngestLimits`), so any input
+            (defaults: :class:`~qb2.compiler.limits.IngestLimits`), so any input
             is refused after work proportional to the limits, not to what
             the text describes (FR-014).
         stats: receives the work done (instructions read, definition nodes
             expanded), also when a limit stops ingestion.
 
     Returns:
-        The circuit's IR (see :func:`compiler.lower.lower_circuit` for the
+        The circuit's IR (see :func:`qb2.compiler.lower.lower_circuit` for the
         lowering rules).
 
     Raises:
@@ -209,14 +209,14 @@ def from_quantum_circuit(qc: QuantumCircuit, name: str | None = None, limits: In
         qc: the circuit; every parameter must be bound.
         name: label stored in the IR; defaults to ``qc.name``.
         limits: bounds checked while expanding gate definitions (defaults:
-            :class:`~compiler.limits.IngestLimits`).
+            :class:`~qb2.compiler.limits.IngestLimits`).
         stats: receives the expansion work done.
 
     Returns:
         The circuit's IR.
 
     Raises:
-        QasmValidationError: see :func:`compiler.lower.lower_circuit`
+        QasmValidationError: see :func:`qb2.compiler.lower.lower_circuit`
             (``line``/``column`` are ``None``); :class:`LimitExceededError`
             for a bound of ``limits``.
         TypeError: ``qc`` is not a ``QuantumCircuit``.

@@ -52,7 +52,7 @@ class CircuitIR:
             to ``num_qubits`` / ``num_clbits``: a circuit whose bits are not
             exactly covered by its registers (QASM 3 loose ``qubit a;`` or
             physical ``$0`` qubits) gets one synthetic register named ``q`` /
-            ``c`` covering every bit (see :mod:`compiler.lower`).
+            ``c`` covering every bit (see :mod:`qb2.compiler.lower`).
         operations: unitary gates in program order (barriers, delays and
             global phase removed; non-standard gates expanded).
         measurements: terminal measurements, in program order: no operation

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.errors import QasmValidationError
+from qb2.compiler.errors import QasmValidationError
 
 
 @dataclass(frozen=True)

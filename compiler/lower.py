@@ -44,9 +44,9 @@ from qiskit.circuit import Register as QiskitRegister
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.quantum_info import Operator
 
-from compiler.errors import QasmValidationError
-from compiler.ir import CircuitIR, Measurement, Operation, Register
-from compiler.limits import (
+from qb2.compiler.errors import QasmValidationError
+from qb2.compiler.ir import CircuitIR, Measurement, Operation, Register
+from qb2.compiler.limits import (
     IngestLimits,
     IngestStats,
     check_width,
@@ -160,7 +160,7 @@ class _Expander:
         source = (bytecode[0], bytecode[-1], len(bytecode)) if bytecode else getattr(op, "definition_source", None)
         if source:
             # qiskit.qasm2's lazily defined gates (their body's bytecode) and
-            # compiler._qasm3_bounded.ProgramGate (its builder): one definition per source object,
+            # qb2.compiler._qasm3_bounded.ProgramGate (its builder): one definition per source object,
             # also when circuits of several programs that reuse a gate name are composed.
             self._alive[id(source)] = source
             ident = tuple(id(x) for x in source[:2]) + source[2:] if isinstance(source, tuple) else id(source)

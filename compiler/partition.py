@@ -27,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from compiler.dag import Fragment, FragmentDAG
-from compiler.errors import InfeasiblePlanError
-from compiler.ir import CircuitIR
+from qb2.compiler.dag import Fragment, FragmentDAG
+from qb2.compiler.errors import InfeasiblePlanError
+from qb2.compiler.ir import CircuitIR
 
 #: ``accepts(gate_names, width)``: may one fragment hold these gates at this width?
 AcceptsFragment = Callable[[frozenset[str], int], bool]

@@ -2,8 +2,8 @@
 
 A node can run a fragment when its ``qubit_range`` holds the fragment's width
 and it supports every gate of the fragment, natively or by translation
-(:mod:`compiler.translation`). The placement itself (which capable node, and
-where idle qubits reside) is :mod:`compiler.search`.
+(:mod:`qb2.compiler.translation`). The placement itself (which capable node, and
+where idle qubits reside) is :mod:`qb2.compiler.search`.
 
 No set iteration order reaches an output (NFR-001): listings are sorted.
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from compiler.errors import InfeasiblePlanError
-from protocol.advert import ServiceAdvertisement
+from qb2.compiler.errors import InfeasiblePlanError
+from qb2.protocol.advert import ServiceAdvertisement
 
 _MAX_LISTED = 5
 

@@ -12,8 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from compiler.cost import ZERO, CostBreakdown, CostWeights, Terms, add
-from protocol.execute import Representation
+from qb2.compiler.cost import ZERO, CostBreakdown, CostWeights, Terms, add
+from qb2.protocol.execute import Representation
 
 
 class Teleport(BaseModel):
@@ -68,11 +68,11 @@ class FragmentPlan(BaseModel):
         translated_ops: native gate counts after translation to the node's
             native gates (``transpile(..., basis_gates=native,
             optimization_level=0)``, summed per gate from
-            :mod:`compiler.translation`); ``{"measure": k}`` for the readout.
+            :mod:`qb2.compiler.translation`); ``{"measure": k}`` for the readout.
             Routing SWAPs are not included (see ``routing_swaps``).
         translated_size: sum of ``translated_ops``.
         routing_swaps: SWAPs the node inserts to route this fragment on its
-            advertised ``coupling_map`` (FR-016, :mod:`compiler.routing`; the
+            advertised ``coupling_map`` (FR-016, :mod:`qb2.compiler.routing`; the
             node runs the same routine and reports its count); 0 on a node
             without a coupling map. Each costs 3 two-qubit gates at the
             node's ``gate_2q`` fidelity and duration, included in ``cost``
@@ -116,10 +116,10 @@ class Plan(BaseModel):
         estimated_fidelity: product of the fragments' estimated fidelities.
         weights: the cost weights the plan was optimised for.
         cost: sum of the fragments' cost terms (fragments in order) and its
-            weighted total ``compiler.cost.weighted(terms, weights)``.
+            weighted total ``qb2.compiler.cost.weighted(terms, weights)``.
         algorithm: how it was found: ``exact`` (optimal DP), ``beam(B)``, or
             a baseline name when a baseline was cheaper (see
-            :mod:`compiler.search`).
+            :mod:`qb2.compiler.search`).
         seed: the tie-breaking seed it was planned with.
         final_residency: per circuit qubit, the node it resides on at readout
             (untouched qubits are placed there for free); each measurement

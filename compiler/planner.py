@@ -12,18 +12,18 @@ Steps:
    permutation when ``options.seed != 0``: the tie-break order);
 2. choose the representation from the circuit width;
 3. capability checks with actionable errors: a gate no node can run (native
-   or translated, :mod:`compiler.translation`), a gate wider than every node,
+   or translated, :mod:`qb2.compiler.translation`), a gate wider than every node,
    a circuit wider than all nodes together;
-4. partitioning: :func:`compiler.partition.split_fragments` with width caps
+4. partitioning: :func:`qb2.compiler.partition.split_fragments` with width caps
    ``cap, cap - 1, ...`` (``cap = min(max_fragment_qubits, largest
    qubit_range.max)``; up to ``partition_candidates`` distinct
    fragmentations, one when the circuit has more than
    ``partition_search_max_ops`` operations), never growing a fragment into
    one that no node could run; every fragmentation is placed and the
    cheapest plan wins (ties: the widest cap);
-5. the cost model (:mod:`compiler.cost`) per fragment and node, from the
-   translated gate counts (:mod:`compiler.translation`);
-6. placement with qubit residency (:mod:`compiler.search`): exact DP
+5. the cost model (:mod:`qb2.compiler.cost`) per fragment and node, from the
+   translated gate counts (:mod:`qb2.compiler.translation`);
+6. placement with qubit residency (:mod:`qb2.compiler.search`): exact DP
    (branch and bound) on small instances, beam search otherwise; the naive
    baselines (first-fit, round-robin) are evaluated too and the cheapest
    plan is kept, so the planner is never worse than them;
@@ -34,7 +34,7 @@ Steps:
 8. a final ``readout`` fragment when the circuit measures anything, run on
    the node holding most measured qubits; its estimate reads each measured
    qubit on the node where it resides;
-9. routing (FR-016, :mod:`compiler.routing`): a fragment placed on a node
+9. routing (FR-016, :mod:`qb2.compiler.routing`): a fragment placed on a node
    that advertises a ``coupling_map`` needs the SWAPs that node inserts (the
    node runs the same routine); they are counted per (fragment, node) pair
    and enter the search as ``3 * swaps`` extra two-qubit gates on that node,
@@ -55,8 +55,8 @@ from typing import Annotated
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from compiler.capability import TRANSLATABLE_ENTANGLERS, gate_arity
-from compiler.cost import (
+from qb2.compiler.capability import TRANSLATABLE_ENTANGLERS, gate_arity
+from qb2.compiler.cost import (
     DEFAULT_LINK_RTT_S,
     CostBreakdown,
     CostWeights,
@@ -64,14 +64,14 @@ from compiler.cost import (
     fragment_terms,
     node_cost,
 )
-from compiler.dag import FragmentDAG, fragment_id
-from compiler.errors import InfeasiblePlanError
-from compiler.ir import CircuitIR
-from compiler.partition import AcceptsFragment, split_fragments
-from compiler.placement import NodeView, describe_native_sets, no_candidate, node_label
-from compiler.plan import FragmentPlan, Plan, Teleport, summarize
-from compiler.routing import SWAP_TWO_QUBIT_GATES, fragment_routing_swaps
-from compiler.search import (
+from qb2.compiler.dag import FragmentDAG, fragment_id
+from qb2.compiler.errors import InfeasiblePlanError
+from qb2.compiler.ir import CircuitIR
+from qb2.compiler.partition import AcceptsFragment, split_fragments
+from qb2.compiler.placement import NodeView, describe_native_sets, no_candidate, node_label
+from qb2.compiler.plan import FragmentPlan, Plan, Teleport, summarize
+from qb2.compiler.routing import SWAP_TWO_QUBIT_GATES, fragment_routing_swaps
+from qb2.compiler.search import (
     INF,
     Decision,
     Evaluation,
@@ -81,9 +81,9 @@ from compiler.search import (
     round_robin,
     search,
 )
-from compiler.translation import NativeCount, native_counts
-from protocol.advert import ServiceAdvertisement
-from protocol.execute import Representation
+from qb2.compiler.translation import NativeCount, native_counts
+from qb2.protocol.advert import ServiceAdvertisement
+from qb2.protocol.execute import Representation
 
 NonNegative = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 Probability = Annotated[float, Field(gt=0.0, le=1.0)]
@@ -107,7 +107,7 @@ class PlannerOptions(BaseModel):
             (at most 32, the execute protocol's limit).
         min_fidelity: the job's floor on the plan's estimated fidelity, in
             [0, 1], or ``None`` for no floor.
-        weights: the cost weights (:class:`compiler.cost.CostWeights`).
+        weights: the cost weights (:class:`qb2.compiler.cost.CostWeights`).
         link_rtt_s: measured coordinator-to-node round trip per node, seconds.
         default_link_rtt_s: round trip of nodes missing from ``link_rtt_s``
             (default 3.1 ms, DESIGN.md's measured libp2p median).
@@ -347,7 +347,7 @@ class _Model:
         return tuple(NodeView(a, s) for a, s in zip(self.adverts, self.supported, strict=True))
 
     def problem(self, dag: FragmentDAG, weights: CostWeights) -> Problem:
-        """The :class:`compiler.search.Problem` of ``dag`` under ``weights`` (vectorised over nodes)."""
+        """The :class:`qb2.compiler.search.Problem` of ``dag`` under ``weights`` (vectorised over nodes)."""
         ir, m, g = self.ir, len(dag.fragments), len(self.gates)
         index = {name: i for i, name in enumerate(self.gates)}
         counts = np.zeros((m, max(g, 1)))
@@ -534,7 +534,7 @@ def plan_circuit(
     """Compile ``ir`` into a feasible, cost-minimal, deterministic :class:`Plan` over ``nodes``.
 
     Args:
-        ir: the circuit (see :func:`compiler.ingest.parse_qasm`).
+        ir: the circuit (see :func:`qb2.compiler.ingest.parse_qasm`).
         nodes: the registry's current advertisements, in any order; only
             ``available`` nodes not in ``options.degraded`` are used.
             ``node_id`` must be unique.

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 
-from compiler.errors import QasmValidationError
+from qb2.compiler.errors import QasmValidationError
 
 _QASM2_POSITION = re.compile(r"^<input>:(\d+),(\d+):\s*(.*)$", re.DOTALL)
 _QASM3_IMPORTER_POSITION = re.compile(r"^(\d+),(\d+):\s*(.*)$", re.DOTALL)

@@ -1,14 +1,14 @@
 """Routing on a node's coupling map (FR-016): one pure routine for the planner and the device node.
 
-A node that advertises a ``coupling_map`` (:class:`protocol.advert.ServiceAdvertisement`)
+A node that advertises a ``coupling_map`` (:class:`qb2.protocol.advert.ServiceAdvertisement`)
 can apply a 2-qubit gate only to a coupled pair of its qubits; a fragment whose
 2-qubit gates are not all on coupled pairs needs SWAPs. This module decides
 those SWAPs, and both sides call it:
 
-* the node (:class:`service_node.devices.DeviceModel`) routes each fragment it
+* the node (:class:`qb2.service_node.devices.DeviceModel`) routes each fragment it
   runs with :func:`route_fragment`, then translates the routed circuit to its
   calibrated device target (which inserts no further SWAPs);
-* the planner (:func:`compiler.planner.plan_circuit`) counts the same
+* the planner (:func:`qb2.compiler.planner.plan_circuit`) counts the same
   routine's SWAPs (:func:`fragment_routing_swaps`) for every fragment it
   could place on such a node, and charges them in its search as extra
   two-qubit gates on that node.
@@ -20,7 +20,7 @@ Placement contract (the advertised numbering)
 ---------------------------------------------
 A node numbers its qubits ``0..max-1`` (``qubit_range.max``) in *placement
 order*: every qubit ``k > 0`` is coupled to some qubit ``< k``
-(:func:`protocol.advert.ServiceAdvertisement` enforces it), so qubits
+(:func:`qb2.protocol.advert.ServiceAdvertisement` enforces it), so qubits
 ``0..m-1`` are connected for every ``m``. A fragment acting on ``m`` distinct
 qubits is placed on qubits ``0..m-1``, its ``j``-th smallest qubit on qubit
 ``j`` (the coordinator hands states over in ascending circuit-qubit order,
@@ -54,7 +54,7 @@ A SWAP is 3 two-qubit gates (``SWAP = CX(a,b) CX(b,a) CX(a,b)``, Qiskit's
 quantum circuits for general two-qubit gates", PRA 69, 032315, 2004), each at
 the node's advertised 2-qubit fidelity and duration: it adds
 ``3 * -ln(gate_2q)`` nats of fidelity risk and ``3 * gate_2q_us`` of latency
-(``compiler.planner._Model.problem``). The 1-qubit gates a translation may add around a SWAP
+(``qb2.compiler.planner._Model.problem``). The 1-qubit gates a translation may add around a SWAP
 (direction fixes on ``ecr`` devices) are not counted.
 """
 
@@ -100,7 +100,7 @@ OpKey = tuple[str, tuple[int, ...], tuple[float, ...]]
 
 
 class GateLike(Protocol):
-    """What routing reads from a gate: ``compiler.ir.Operation`` and ``protocol.execute.GateOp`` both fit."""
+    """What routing reads from a gate: ``qb2.compiler.ir.Operation`` and ``qb2.protocol.execute.GateOp`` both fit."""
 
     @property
     def name(self) -> str: ...

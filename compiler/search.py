@@ -12,11 +12,11 @@ gates after translation, ``qubit_range.min <= width``) plus, when needed, a
 list of evictions. Running fragment ``i`` on ``N``:
 
 1. every qubit of the fragment resident elsewhere is teleported to ``N``
-   (one ebit each, :func:`compiler.cost.teleport_terms`);
+   (one ebit each, :func:`qb2.compiler.cost.teleport_terms`);
 2. if ``N`` now holds more than its capacity, exactly that excess of *idle*
    qubits (resident on ``N``, not in the fragment) is teleported out, each to
    a node with room (one ebit each) — the evictions;
-3. the fragment runs (:func:`compiler.cost.fragment_terms`).
+3. the fragment runs (:func:`qb2.compiler.cost.fragment_terms`).
 
 After the last fragment, untouched qubits take free places, and every
 measurement is read where its qubit resides (terminal readout cost).
@@ -71,7 +71,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from compiler.cost import ZERO, CostWeights, NodeCost, Terms, add, teleport_terms, weighted
+from qb2.compiler.cost import ZERO, CostWeights, NodeCost, Terms, add, teleport_terms, weighted
 
 INF = math.inf
 _NEVER = 1 << 60

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from coordinator.jobs import (
+from qb2.coordinator.jobs import (
     CostWeightOverrides,
     ErrorInfo,
     FragmentRecord,
@@ -40,9 +40,9 @@ from coordinator.jobs import (
     JobState,
     Priority,
 )
-from coordinator.service import CoordinatorService, Submission, SubmissionRejected, detect_format
-from protocol.advert import ServiceAdvertisement
-from protocol.ids import PROTOCOL_VERSION
+from qb2.coordinator.service import CoordinatorService, Submission, SubmissionRejected, detect_format
+from qb2.protocol.advert import ServiceAdvertisement
+from qb2.protocol.ids import PROTOCOL_VERSION
 
 log = logging.getLogger("qb2.coordinator.api")
 

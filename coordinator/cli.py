@@ -53,9 +53,9 @@ def coordinator(
     ready_file: Annotated[Optional[Path], typer.Option(help="write API URL and multiaddrs here when ready")] = None,
 ) -> None:
     """Run the coordinator daemon: libp2p host, registry, job workers and the HTTP API."""
-    from coordinator.config import ConfigError, load_settings
-    from coordinator.daemon import run_coordinator
-    from protocol.logfmt import configure_logging
+    from qb2.coordinator.config import ConfigError, load_settings
+    from qb2.coordinator.daemon import run_coordinator
+    from qb2.protocol.logfmt import configure_logging
 
     overrides: dict[str, Any] = {}
     try:
@@ -101,16 +101,16 @@ def node(
     """Run a service node: a simulated QPU that advertises itself and executes fragments."""
     import os
 
-    from service_node.faults import FaultSyntaxError, parse_fault
+    from qb2.service_node.faults import FaultSyntaxError, parse_fault
 
     try:  # before the heavy imports: a typo fails at once
         cli_faults = [parse_fault(text) for text in fault or []]
     except FaultSyntaxError as exc:
         _fail(str(exc))
 
-    from protocol.logfmt import configure_logging
-    from service_node.config import NodeConfigError, NodeSettings, load_node_settings
-    from service_node.daemon import run_node
+    from qb2.protocol.logfmt import configure_logging
+    from qb2.service_node.config import NodeConfigError, NodeSettings, load_node_settings
+    from qb2.service_node.daemon import run_node
 
     if config is not None:
         os.environ["QB2_CONFIG"] = str(config)  # this process runs one daemon: the env is its own
@@ -119,7 +119,7 @@ def node(
         if device is not None:
             if profile is not None:
                 raise NodeConfigError("--device and --profile exclude each other: a device brings its own profile")
-            from service_node.devices import load_device_node_settings
+            from qb2.service_node.devices import load_device_node_settings
 
             try:  # the device's calibrated profile would otherwise drop faults set in the config file
                 configured = NodeSettings().node.faults or None
@@ -149,9 +149,9 @@ def node(
         updates["data_dir"] = data_dir
     settings = settings.model_copy(update=updates)
     if print_peer_id or settings.p2p.join_token:
-        from protocol.membership import JoinTokenError, peer_id_of
-        from protocol.transport import load_or_create_identity
-        from service_node.daemon import admitted_peers
+        from qb2.protocol.membership import JoinTokenError, peer_id_of
+        from qb2.protocol.transport import load_or_create_identity
+        from qb2.service_node.daemon import admitted_peers
 
         own = peer_id_of(load_or_create_identity(settings.state_dir / "identity.key"))
         if print_peer_id:
@@ -181,9 +181,9 @@ def join_token_cmd(
     """
     import datetime
 
-    from coordinator.config import ConfigError, load_settings
-    from protocol.membership import DEFAULT_TTL_S, decode_join_token, issue_join_token, peer_id_of
-    from protocol.transport import load_or_create_identity
+    from qb2.coordinator.config import ConfigError, load_settings
+    from qb2.protocol.membership import DEFAULT_TTL_S, decode_join_token, issue_join_token, peer_id_of
+    from qb2.protocol.transport import load_or_create_identity
 
     try:
         root = data_dir or load_settings(config).data_dir
@@ -227,7 +227,7 @@ def up(
     cluster and exits with status 1, unless --restart restarts it (a bounded
     number of times, --max-restarts). Ctrl-C or SIGTERM stops it with status 0.
     """
-    from coordinator.cluster import DEFAULT_NODES, Exited, LocalCluster, NodeSpec
+    from qb2.coordinator.cluster import DEFAULT_NODES, Exited, LocalCluster, NodeSpec
 
     if devices:
         names = [d.strip() for d in devices.split(",") if d.strip()]
@@ -274,7 +274,7 @@ def demo(
     min_nodes: Annotated[int, typer.Option(help="spread each job over at least this many nodes (1: planner's choice)")] = 2,
 ) -> None:
     """Start a local cluster, run real mqt-bench circuits through it, print a table, stop."""
-    from experiments.demo import run_demo
+    from qb2.experiments.demo import run_demo
 
     raise typer.Exit(run_demo(nodes=nodes, shots=shots, seed=seed, min_nodes=min_nodes))
 
@@ -288,7 +288,7 @@ def submit(
     url: UrlOpt = DEFAULT_URL,
 ) -> None:
     """Submit a circuit; prints the job id (or, with --wait, the result as JSON)."""
-    from coordinator.client import ApiError, Client
+    from qb2.coordinator.client import ApiError, Client
 
     with Client(url) as client:
         try:
@@ -313,7 +313,7 @@ def plan(
     weight: Annotated[Optional[list[str]], typer.Option(help="cost weight override, e.g. entanglement=5; repeatable")] = None,
 ) -> None:
     """Print the plan the coordinator would use for FILE now (fragments, nodes, ebits, cost), without running it."""
-    from coordinator.client import ApiError, Client
+    from qb2.coordinator.client import ApiError, Client
 
     weights: dict[str, float] = {}
     for item in weight or []:
@@ -337,7 +337,7 @@ def bench(
     """Run a benchmark (``compile``: compile latency, scaling and plan quality; writes experiments/results/)."""
     if what != "compile":
         _fail(f"unknown benchmark {what!r}; available: compile")
-    from experiments.bench_compile import main as bench_compile
+    from qb2.experiments.bench_compile import main as bench_compile
 
     sys.argv = [sys.argv[0]]  # the benchmark parses its own options
     bench_compile()
@@ -355,7 +355,7 @@ app.add_typer(experiment_app, name="experiment")
 )
 def experiment_run(ctx: typer.Context) -> None:
     """Run a suite distributed and centralized (the options of `python -m experiments run`; see --help)."""
-    from experiments.__main__ import main as experiments_main
+    from qb2.experiments.__main__ import main as experiments_main
 
     try:  # one parser for both entry points: the options are defined once, in experiments/__main__.py
         code = experiments_main(["run", *ctx.args], prog="qb2 experiment")
@@ -367,7 +367,7 @@ def experiment_run(ctx: typer.Context) -> None:
 @app.command()
 def status(job_id: str, url: UrlOpt = DEFAULT_URL) -> None:
     """Print a job's state and metadata as JSON."""
-    from coordinator.client import ApiError, Client
+    from qb2.coordinator.client import ApiError, Client
 
     with Client(url) as client:
         try:
@@ -379,7 +379,7 @@ def status(job_id: str, url: UrlOpt = DEFAULT_URL) -> None:
 @app.command()
 def result(job_id: str, url: UrlOpt = DEFAULT_URL) -> None:
     """Print a completed job's counts, fidelities and fragment records as JSON."""
-    from coordinator.client import ApiError, Client
+    from qb2.coordinator.client import ApiError, Client
 
     with Client(url) as client:
         try:
@@ -391,7 +391,7 @@ def result(job_id: str, url: UrlOpt = DEFAULT_URL) -> None:
 @app.command("nodes")
 def list_nodes(url: UrlOpt = DEFAULT_URL) -> None:
     """List the nodes in the coordinator's registry."""
-    from coordinator.client import Client
+    from qb2.coordinator.client import Client
 
     with Client(url) as client:
         body = client.nodes()
@@ -411,7 +411,7 @@ DataDirOpt = Annotated[Optional[Path], typer.Option("--data-dir", help="data fol
 
 
 def _db_path(config: Optional[Path], data_dir: Optional[Path]) -> Path:
-    from coordinator.config import ConfigError, load_settings
+    from qb2.coordinator.config import ConfigError, load_settings
 
     try:
         root = data_dir or load_settings(config).data_dir
@@ -423,7 +423,7 @@ def _db_path(config: Optional[Path], data_dir: Optional[Path]) -> Path:
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """Apply every pending migration (the coordinator also does this at start-up)."""
-    from coordinator.store import migrate, migration_status
+    from qb2.coordinator.store import migrate, migration_status
 
     path = _db_path(config, data_dir)
     migrate(path)
@@ -437,7 +437,7 @@ def db_downgrade(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Roll back the newest applied migrations (stop the coordinator first)."""
-    from coordinator.store import downgrade
+    from qb2.coordinator.store import downgrade
 
     path = _db_path(config, data_dir)
     if not path.exists():
@@ -449,7 +449,7 @@ def db_downgrade(
 @db_app.command("status")
 def db_status(config: ConfigOpt = None, data_dir: DataDirOpt = None) -> None:
     """List migrations and whether each is applied."""
-    from coordinator.store import migration_status
+    from qb2.coordinator.store import migration_status
 
     path = _db_path(config, data_dir)
     if not path.exists():

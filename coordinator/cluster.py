@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from coordinator.client import Client
+from qb2.coordinator.client import Client
 
 _PR_SET_PDEATHSIG = 1
 #: Lifetime of the join tokens a local cluster gives its nodes, in seconds (a year).
@@ -88,7 +88,7 @@ class Exited:
 
 @dataclass
 class NodeSpec:
-    """One node of a local cluster: a name and a built-in profile (see ``service_node.config.PROFILES``),
+    """One node of a local cluster: a name and a built-in profile (see ``qb2.service_node.config.PROFILES``),
     or a device model (``device="fake_manila"``, FR-016) instead of a profile."""
 
     name: str
@@ -138,7 +138,7 @@ class LocalCluster:
     def operator_identity(self) -> Path:
         """Identity key file of the cluster's operator tool; every node of the cluster serves its peer ID.
 
-        Load it with :func:`protocol.transport.load_or_create_identity` to send
+        Load it with :func:`qb2.protocol.transport.load_or_create_identity` to send
         execute, reserve or control requests to a node directly (FR-019).
         """
         return self.data_dir / "operator" / "identity.key"
@@ -154,8 +154,8 @@ class LocalCluster:
             token for the node's peer ID signed with the coordinator's key
             (valid a year), and the operator tool's peer ID.
         """
-        from protocol.membership import issue_join_token, peer_id_of
-        from protocol.transport import load_or_create_identity
+        from qb2.protocol.membership import issue_join_token, peer_id_of
+        from qb2.protocol.transport import load_or_create_identity
 
         coordinator = load_or_create_identity(self.data_dir / "coordinator" / "identity.key")
         node = peer_id_of(load_or_create_identity(self.data_dir / "nodes" / name / "identity.key"))
@@ -171,7 +171,7 @@ class LocalCluster:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(
-            [sys.executable, "-m", "coordinator.cli", *args], env=self.env, stdout=log, stderr=log,
+            [sys.executable, "-m", "qb2.coordinator.cli", *args], env=self.env, stdout=log, stderr=log,
             stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )
         log.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from protocol.settings import DiscoverySettings, P2PSettings, qb2_sources
+from qb2.protocol.settings import DiscoverySettings, P2PSettings, qb2_sources
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -151,7 +151,7 @@ class Settings(BaseSettings):
     runtime: RuntimeSettings = RuntimeSettings()
     limits: LimitSettings = LimitSettings()
     quality: QualitySettings = QualitySettings()
-    node: dict[str, Any] = Field(default_factory=dict, description="read by `qb2 node`, see service_node.config")
+    node: dict[str, Any] = Field(default_factory=dict, description="read by `qb2 node`, see qb2.service_node.config")
 
     @model_validator(mode="after")
     def _states_fit_in_a_frame(self) -> Settings:

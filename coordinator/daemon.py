@@ -26,19 +26,19 @@ from hypercorn.trio import serve
 from libp2p.tools.anyio_service import background_trio_service
 from pydantic import ValidationError
 
-from compiler.translation import warm_up
-from coordinator.api import RequestIdFilter, create_app
-from coordinator.config import Settings
-from coordinator.p2p import CoordinatorNetwork
-from coordinator.quality import monitor_quality
-from coordinator.registry import QualityThresholds, Registry
-from coordinator.service import CoordinatorService
-from coordinator.store import JobStore
-from protocol.advert import ServiceAdvertisement
-from protocol.execute import ExecuteRequest, ExecuteResponse
-from protocol.ids import RESERVE_PROTOCOL_ID
-from protocol.reservation import ReserveRequest, ReserveResponse
-from protocol.transport import load_or_create_identity, make_host, make_pubsub
+from qb2.compiler.translation import warm_up
+from qb2.coordinator.api import RequestIdFilter, create_app
+from qb2.coordinator.config import Settings
+from qb2.coordinator.p2p import CoordinatorNetwork
+from qb2.coordinator.quality import monitor_quality
+from qb2.coordinator.registry import QualityThresholds, Registry
+from qb2.coordinator.service import CoordinatorService
+from qb2.coordinator.store import JobStore
+from qb2.protocol.advert import ServiceAdvertisement
+from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
+from qb2.protocol.ids import RESERVE_PROTOCOL_ID
+from qb2.protocol.reservation import ReserveRequest, ReserveResponse
+from qb2.protocol.transport import load_or_create_identity, make_host, make_pubsub
 
 log = logging.getLogger("qb2.coordinator")
 

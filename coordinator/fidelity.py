@@ -20,11 +20,11 @@ from collections.abc import Mapping, Sequence
 
 from qiskit.quantum_info import Statevector, hellinger_fidelity
 
-from compiler.capability import gate_arity
-from compiler.export import to_quantum_circuit
-from compiler.ir import CircuitIR
-from coordinator.jobs import FragmentRecord
-from protocol.advert import Fidelities
+from qb2.compiler.capability import gate_arity
+from qb2.compiler.export import to_quantum_circuit
+from qb2.compiler.ir import CircuitIR
+from qb2.coordinator.jobs import FragmentRecord
+from qb2.protocol.advert import Fidelities
 
 #: Widest circuit whose ideal distribution we compute (2**20 amplitudes, ~16 MiB).
 IDEAL_MAX_QUBITS = 20

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from protocol.execute import Representation
-from protocol.state import zero_state
+from qb2.protocol.execute import Representation
+from qb2.protocol.state import zero_state
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """The coordinator's libp2p side: advertisement intake and fragment invocation.
 
-Advertisements arrive on :data:`protocol.ids.ADVERT_TOPIC`; pubsub has already
+Advertisements arrive on :data:`qb2.protocol.ids.ADVERT_TOPIC`; pubsub has already
 checked the message signature (strict signing; unsigned or badly signed
 messages are reported through :meth:`CoordinatorNetwork.note_unverified`),
-:func:`protocol.advert.parse_advertisement` checks that the advertised
+:func:`qb2.protocol.advert.parse_advertisement` checks that the advertised
 ``node_id`` is the signer, and :meth:`CoordinatorNetwork.admission` decides
 membership (FR-019): in ``closed`` mode only peers in ``p2p.allowed_peers``
 or presenting a valid join token are registered. Invocations open one stream per request over the
@@ -25,12 +25,12 @@ from libp2p.peer.id import ID
 from libp2p.pubsub.pubsub import Pubsub
 from pydantic import BaseModel
 
-from coordinator.registry import Registry
-from protocol.advert import AdvertisementRejected, ServiceAdvertisement, parse_advertisement
-from protocol.execute import ExecuteRequest, ExecuteResponse
-from protocol.framing import read_frame, write_frame
-from protocol.ids import ADVERT_TOPIC, EXECUTE_PROTOCOL_ID
-from protocol.membership import JoinTokenError, Membership, RateLimitedLog, verify_join_token
+from qb2.coordinator.registry import Registry
+from qb2.protocol.advert import AdvertisementRejected, ServiceAdvertisement, parse_advertisement
+from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
+from qb2.protocol.framing import read_frame, write_frame
+from qb2.protocol.ids import ADVERT_TOPIC, EXECUTE_PROTOCOL_ID
+from qb2.protocol.membership import JoinTokenError, Membership, RateLimitedLog, verify_join_token
 
 log = logging.getLogger("qb2.coordinator.p2p")
 
@@ -73,7 +73,7 @@ class CoordinatorNetwork:
 
         Raises:
             AdvertisementRejected: code ``not_admitted`` (no allowlist entry, no
-                token) or ``token_<code>`` (see :class:`protocol.membership.JoinTokenError`).
+                token) or ``token_<code>`` (see :class:`qb2.protocol.membership.JoinTokenError`).
         """
         if self.membership == "open" or advert.node_id in self.allowed_peers:
             return
@@ -97,7 +97,7 @@ class CoordinatorNetwork:
                                {"peer_id": peer_id, "code": code, "reason": reason, **extra})
 
     def note_unverified(self, forwarder: str, author: str, topics: list[str], reason: str) -> None:
-        """Pubsub hook (:func:`protocol.transport.make_pubsub`): an advertisement without a valid signature."""
+        """Pubsub hook (:func:`qb2.protocol.transport.make_pubsub`): an advertisement without a valid signature."""
         if ADVERT_TOPIC in topics:
             self.reject(forwarder, reason, f"message on {ADVERT_TOPIC} is {reason.replace('_', ' ')}; "
                         "strict signing drops it", author=author)

@@ -19,9 +19,9 @@ from libp2p.abc import IHost
 from libp2p.host.ping import PingService
 from libp2p.peer.id import ID
 
-from coordinator.config import QualitySettings
-from coordinator.registry import Registry
-from coordinator.store import JobStore
+from qb2.coordinator.config import QualitySettings
+from qb2.coordinator.registry import Registry
+from qb2.coordinator.store import JobStore
 
 log = logging.getLogger("qb2.coordinator.quality")
 

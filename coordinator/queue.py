@@ -7,7 +7,7 @@ import itertools
 
 import trio
 
-from coordinator.jobs import Priority
+from qb2.coordinator.jobs import Priority
 
 
 class QueueFull(Exception):

@@ -15,7 +15,7 @@ from typing import Literal
 
 import trio
 
-from protocol.advert import ServiceAdvertisement
+from qb2.protocol.advert import ServiceAdvertisement
 
 NodeStatus = Literal["available", "busy", "draining", "stale"]
 

@@ -16,7 +16,7 @@ mid-EXECUTING, crashed, or left unfinished by a coordinator that died), the
 windows it still holds are found from those persisted events
 (:func:`open_windows`) and released (:meth:`Reserver.release_open`); a
 window whose release cannot be delivered expires on its node (see
-:mod:`service_node.ledger`).
+:mod:`qb2.service_node.ledger`).
 
 Estimated duration of a fragment (seconds): the node's advertised native
 operation times (``gate_times``, microseconds) summed over the fragment's
@@ -34,11 +34,11 @@ from dataclasses import dataclass, field
 
 import trio
 
-from compiler.ir import CircuitIR
-from compiler.capability import gate_arity
-from compiler.plan import FragmentPlan, Plan
-from protocol.advert import ServiceAdvertisement
-from protocol.reservation import OperationSummary, ReserveRequest, ReserveResponse
+from qb2.compiler.ir import CircuitIR
+from qb2.compiler.capability import gate_arity
+from qb2.compiler.plan import FragmentPlan, Plan
+from qb2.protocol.advert import ServiceAdvertisement
+from qb2.protocol.reservation import OperationSummary, ReserveRequest, ReserveResponse
 
 #: ``request(node_id, ReserveRequest) -> ReserveResponse``; raises when the node is unreachable.
 ReserveCall = Callable[[str, ReserveRequest], Awaitable[ReserveResponse]]
@@ -64,7 +64,7 @@ class OpenWindow:
 
 def open_windows(events: Iterable[Mapping[str, object]]) -> list[OpenWindow]:
     """The reservations that ``events`` (a job's reservation events, oldest first, as
-    :meth:`coordinator.store.JobStore.reservation_events` returns them) leave open:
+    :meth:`qb2.coordinator.store.JobStore.reservation_events` returns them) leave open:
     last event ``granted`` or ``requested``. Sorted by first appearance."""
     last: dict[str, Mapping[str, object]] = {}
     for event in events:
@@ -109,7 +109,7 @@ class Reserver:
     """Reserves windows for plans.
 
     Args:
-        call: transport for :class:`~protocol.reservation.ReserveRequest`.
+        call: transport for :class:`~qb2.protocol.reservation.ReserveRequest`.
         record: persists reservation events.
         overhead_s: per-fragment allowance in seconds added to gate time.
         safety: window length = estimated duration x ``safety``.

@@ -1,6 +1,6 @@
 """Run a plan's fragments in dependency order (FR-006).
 
-The runtime owns the job's :class:`~coordinator.handoff.QuantumState`. A
+The runtime owns the job's :class:`~qb2.coordinator.handoff.QuantumState`. A
 fragment starts when all the fragments it depends on are done and no running
 fragment holds any of its state components; it is sent with its component's
 state to its node, and the returned state replaces the component. Fragments on
@@ -24,12 +24,12 @@ from typing import TypeVar
 import numpy as np
 import trio
 
-from compiler.ir import CircuitIR
-from compiler.plan import FragmentPlan, Plan
-from coordinator.handoff import Component, QuantumState
-from coordinator.jobs import FragmentRecord, FragmentStatus
-from protocol.execute import ClbitRegister, ExecuteRequest, ExecuteResponse, GateOp
-from protocol.state import pack_state, unpack_state
+from qb2.compiler.ir import CircuitIR
+from qb2.compiler.plan import FragmentPlan, Plan
+from qb2.coordinator.handoff import Component, QuantumState
+from qb2.coordinator.jobs import FragmentRecord, FragmentStatus
+from qb2.protocol.execute import ClbitRegister, ExecuteRequest, ExecuteResponse, GateOp
+from qb2.protocol.state import pack_state, unpack_state
 
 log = logging.getLogger("qb2.coordinator.runtime")
 

@@ -19,7 +19,7 @@ from typing import Literal
 
 import trio
 
-from compiler import (
+from qb2.compiler import (
     CircuitIR,
     CostWeights,
     InfeasiblePlanError,
@@ -31,20 +31,20 @@ from compiler import (
     parse_qasm,
     plan_circuit,
 )
-from coordinator.config import Settings
-from coordinator.fidelity import estimated_fidelity, ideal_distribution, measured_fidelity
-from coordinator.jobs import ErrorInfo, FragmentRecord, JobOptions, JobRecord, JobResult, JobState, Priority
-from coordinator.metrics import Metrics
-from coordinator.queue import JobQueue, QueueFull
-from coordinator.registry import Registry
-from coordinator.reservations import EventSink, ReserveCall, Reservations, Reserver, open_windows
-from coordinator.runtime import Execution, FragmentFailed, Invoker, RetryPolicy, execute_plan
-from coordinator.store import JobStore
+from qb2.coordinator.config import Settings
+from qb2.coordinator.fidelity import estimated_fidelity, ideal_distribution, measured_fidelity
+from qb2.coordinator.jobs import ErrorInfo, FragmentRecord, JobOptions, JobRecord, JobResult, JobState, Priority
+from qb2.coordinator.metrics import Metrics
+from qb2.coordinator.queue import JobQueue, QueueFull
+from qb2.coordinator.registry import Registry
+from qb2.coordinator.reservations import EventSink, ReserveCall, Reservations, Reserver, open_windows
+from qb2.coordinator.runtime import Execution, FragmentFailed, Invoker, RetryPolicy, execute_plan
+from qb2.coordinator.store import JobStore
 
 log = logging.getLogger("qb2.coordinator.jobs")
 
 
-#: API error code per exceeded ingestion limit (compiler.limits.LimitExceededError.limit).
+#: API error code per exceeded ingestion limit (qb2.compiler.limits.LimitExceededError.limit).
 _LIMIT_CODES = {
     "max_qubits": "too_wide",
     "max_clbits": "too_many_clbits",

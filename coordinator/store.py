@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import trio
 from yoyo import get_backend, read_migrations
 
-from coordinator.jobs import (
+from qb2.coordinator.jobs import (
     ErrorInfo,
     FragmentRecord,
     JobEvent,
@@ -30,7 +30,7 @@ from coordinator.jobs import (
     JobState,
     Priority,
 )
-from migrations import MIGRATIONS_DIR
+from qb2.migrations import MIGRATIONS_DIR
 
 T = TypeVar("T")
 

@@ -7,14 +7,15 @@ its arguments to :func:`main`, so both share this one parser and code path.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from coordinator.config import ConfigError, load_settings
-from experiments.harness import (
+from qb2.coordinator.config import ConfigError, load_settings
+from qb2.experiments.harness import (
     HarnessConfig,
     RunRecord,
     node_specs,
@@ -23,8 +24,8 @@ from experiments.harness import (
     suite_circuits,
     width_limits,
 )
-from experiments.report import write_outputs
-from experiments.suites import ALL_SCENARIOS, SUITES, get_suite
+from qb2.experiments.report import write_outputs
+from qb2.experiments.suites import ALL_SCENARIOS, SUITES, get_suite
 
 #: Narrowest ``--max-qubits``: the suites' smallest circuits have 3 qubits.
 MIN_QUBITS = 3
@@ -38,7 +39,7 @@ _DESCRIPTION = (
 )
 
 
-def build_parser(prog: str = "python -m experiments") -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m qb2.experiments") -> argparse.ArgumentParser:
     """The harness's argument parser (``prog`` names the command in usage and help)."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -183,12 +184,14 @@ def exit_status(records: list[RunRecord], scenarios: tuple[str, ...]) -> int:
     return 0 if judged and all(r.success for r in judged) else 1
 
 
-def main(argv: list[str] | None = None, prog: str = "python -m experiments") -> int:
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``) and run the command; returns the exit status.
 
     Raises:
         SystemExit: ``--help`` (status 0) or invalid arguments (status 2), from argparse.
     """
+    # ``qb2 experiment`` runs this module as its own program and says so in QB2_PROG, for the usage line
+    prog = prog or os.environ.get("QB2_PROG", "python -m qb2.experiments")
     args = build_parser(prog).parse_args(argv)
     return int(args.handler(args))
 

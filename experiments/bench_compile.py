@@ -1,4 +1,4 @@
-"""Compiler benchmark (FR-004, NFR-003): ``python -m experiments.bench_compile``.
+"""Compiler benchmark (FR-004, NFR-003): ``python -m qb2.experiments.bench_compile``.
 
 Three measurements, written to ``--out`` (default ``experiments/results``) as
 ``compile_bench.csv`` (one row per measurement) and ``compile_bench.md`` (a
@@ -43,10 +43,10 @@ from pathlib import Path
 
 import qiskit.qasm2
 
-from compiler import CircuitIR, PlannerOptions, parse_qasm, plan_circuit
-from compiler.ir import Measurement, Operation
-from compiler.planner import planning_instances
-from compiler.search import (
+from qb2.compiler import CircuitIR, PlannerOptions, parse_qasm, plan_circuit
+from qb2.compiler.ir import Measurement, Operation
+from qb2.compiler.planner import planning_instances
+from qb2.compiler.search import (
     Problem,
     brute_force,
     evaluate,
@@ -55,8 +55,8 @@ from compiler.search import (
     round_robin,
     search,
 )
-from experiments.stats import percentile
-from protocol.advert import ServiceAdvertisement
+from qb2.experiments.stats import percentile
+from qb2.protocol.advert import ServiceAdvertisement
 
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
@@ -383,7 +383,7 @@ def _fmt(x: float) -> str:
 def summary_markdown(latency: dict[str, float], scaling: list[dict[str, object]],
                      exponents: dict[int, float], quality: list[dict[str, object]]) -> str:
     """The markdown summary of the three measurements."""
-    lines = ["# Compiler benchmark (`python -m experiments.bench_compile`)", ""]
+    lines = ["# Compiler benchmark (`python -m qb2.experiments.bench_compile`)", ""]
     lines += [
         "## Compile latency (NFR-003: P95 <= 20 ms, circuits <= 50 operations, <= 10 nodes)", "",
         f"{int(latency['samples'])} random instances (2-10 qubits, 1-50 operations, 1-10 heterogeneous "
@@ -451,16 +451,16 @@ def summary_markdown(latency: dict[str, float], scaling: list[dict[str, object]]
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    """Run the three measurements and write the CSV and the markdown summary."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    """Run the three measurements and write the CSV and the markdown summary (``qb2 bench compile``)."""
+    parser = argparse.ArgumentParser(prog="qb2 bench compile", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("experiments/results"))
     parser.add_argument("--samples", type=int, default=300, help="latency instances")
     parser.add_argument("--repeats", type=int, default=3, help="timings per scaling point")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--brute-limit", type=int, default=300_000, help="most plans brute force enumerates")
     parser.add_argument("--quick", action="store_true", help="fewer instances (smoke run)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     sizes = [50, 100, 200, 500, 1000, 2000, 5000]
     if args.quick:
         args.samples, sizes = 40, [50, 200, 1000]

@@ -4,7 +4,7 @@ A node started with ``--executor aer-gpu`` runs the same code path as an
 ``aer`` node with ``AerSimulator(device="GPU")``. This script checks that the
 two agree, then times them:
 
-1. Agreement: random fragments through :func:`service_node.handler.handle_execute`
+1. Agreement: random fragments through :func:`qb2.service_node.handler.handle_execute`
    on a CPU node and a GPU node with the same profile: the outgoing states
    (statevector and density matrix, noisy profile and the ``fake_manila``
    device model) agree within ``ATOL``, and readout counts for the same seed
@@ -18,7 +18,7 @@ two agree, then times them:
 Without a GPU-enabled Aer it prints why and exits 0, so it is safe anywhere
 (CI has no GPU). Usage::
 
-    python -m experiments.bench_gpu [--max-qubits 28] [--repeats 5] [--out DIR]
+    python -m qb2.experiments.bench_gpu [--max-qubits 28] [--repeats 5] [--out DIR]
 """
 
 from __future__ import annotations
@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.stats import percentile
-from protocol.execute import ClbitRegister, ExecuteRequest, GateOp
-from protocol.state import pack_state, unpack_state, zero_state
-from service_node.config import PROFILES, NodeProfile
-from service_node.executor import apply_gates
+from qb2.experiments.stats import percentile
+from qb2.protocol.execute import ClbitRegister, ExecuteRequest, GateOp
+from qb2.protocol.state import pack_state, unpack_state, zero_state
+from qb2.service_node.config import PROFILES, NodeProfile
+from qb2.service_node.executor import apply_gates
 
 #: Largest elementwise difference allowed between CPU and GPU states (both complex128).
 ATOL = 1e-9
@@ -70,7 +70,7 @@ def _layered_ops(n: int) -> tuple[GateOp, ...]:
 
 
 def _qpu(executor: str, profile: str, device: str | None = None):  # noqa: ANN202 - SimulatedQPU, imported lazily
-    from service_node.handler import SimulatedQPU
+    from qb2.service_node.handler import SimulatedQPU
 
     fields = {**PROFILES[profile], "name": f"{profile}-{executor}", "executor": executor}
     if device:
@@ -85,7 +85,7 @@ def check_agreement(seed: int = 11) -> list[dict[str, object]]:
     elementwise state difference), ``ok`` (``max_abs_diff <= ATOL``) and, for
     readout cases, ``same_counts``.
     """
-    from service_node.handler import handle_execute
+    from qb2.service_node.handler import handle_execute
 
     rng = np.random.default_rng(seed)
     rows: list[dict[str, object]] = []
@@ -146,13 +146,13 @@ def bench_speed(max_qubits: int, repeats: int) -> list[dict[str, object]]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (1 when CPU and GPU disagree)."""
-    parser = argparse.ArgumentParser(prog="python -m experiments.bench_gpu", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m qb2.experiments.bench_gpu", description=__doc__.split("\n\n")[0])
     parser.add_argument("--max-qubits", type=int, default=26, help="widest benchmark statevector (16..28)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per width and executor")
     parser.add_argument("--out", type=Path, default=None, help="write gpu_bench.json here")
     args = parser.parse_args(argv)
 
-    from service_node.devices import gpu_available
+    from qb2.service_node.devices import gpu_available
 
     if not gpu_available():
         from qiskit_aer import AerSimulator

@@ -1,6 +1,6 @@
 """Nested-gate bomb through HTTP (issue 11, FR-014): status and time per depth on a live cluster.
 
-``python -m experiments.bench_hostile [--out experiments/results/hostile_input.md]`` starts a
+``python -m qb2.experiments.bench_hostile [--out experiments/results/hostile_input.md]`` starts a
 ``qb2 up``-style local cluster with one node, submits the nested two-call gate definition program
 (``gate g1 a { g0 a; g0 a; }`` ... ``g<depth> q[0];``, 2**depth gates) in OpenQASM 2 and 3 at
 depths 15 to 25 to ``POST /api/v1/circuits/plan`` (the dry run: parse, bound and plan, nothing
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 
-from coordinator.cluster import LocalCluster, NodeSpec
-from experiments.stats import percentile
+from qb2.coordinator.cluster import LocalCluster, NodeSpec
+from qb2.experiments.stats import percentile
 
 
 def nested_program(depth: int, version: int) -> str:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# Nested gate definitions through HTTP (issue 11, FR-014)",
         "",
-        "Command: `python -m experiments.bench_hostile`; one coordinator and one node on 127.0.0.1, "
+        "Command: `python -m qb2.experiments.bench_hostile`; one coordinator and one node on 127.0.0.1, "
         f"`POST /api/v1/circuits/plan`, {args.repeats} requests per row, default limits "
         "(`max_operations` 100000, `max_gate_nesting` 32).",
         "",

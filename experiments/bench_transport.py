@@ -1,8 +1,8 @@
-"""Raw frame round trip over qb2's libp2p stack (Noise + yamux) on loopback: ``python -m experiments.bench_transport``.
+"""Raw frame round trip over qb2's libp2p stack (Noise + yamux) on loopback: ``python -m qb2.experiments.bench_transport``.
 
-Two in-process hosts built by :func:`protocol.transport.make_host`; for each
+Two in-process hosts built by :func:`qb2.protocol.transport.make_host`; for each
 payload size, a fresh stream per round trip carries one frame
-(:func:`protocol.framing.write_frame`) of that size to an echo handler and
+(:func:`qb2.protocol.framing.write_frame`) of that size to an echo handler and
 back, as an execute request carries a state to a node and the response
 carries it back. Prints the median and P95 round trip in milliseconds over
 ``--repeats`` trips (after 5 warm-up trips).
@@ -28,9 +28,9 @@ from libp2p.network.stream.net_stream import INetStream
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from pydantic import BaseModel
 
-from experiments.stats import percentile
-from protocol.framing import read_frame, write_frame
-from protocol.transport import make_host
+from qb2.experiments.stats import percentile
+from qb2.protocol.framing import read_frame, write_frame
+from qb2.protocol.transport import make_host
 
 ECHO = TProtocol("/qb2-bench/echo/1.0.0")
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
@@ -69,7 +69,7 @@ async def round_trips(size: int, repeats: int) -> list[float]:
 
 def main(argv: list[str] | None = None) -> None:
     """Parse arguments, measure each size, print one line per size."""
-    parser = argparse.ArgumentParser(prog="python -m experiments.bench_transport",
+    parser = argparse.ArgumentParser(prog="python -m qb2.experiments.bench_transport",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes-kib", type=int, nargs="+", default=[1, 16, 256, 1024, 4096],
                         help="payload sizes in KiB, each way")

@@ -3,7 +3,7 @@
 Starts one coordinator and N service-node processes on 127.0.0.1, waits for
 discovery, submits the demo circuits over HTTP, waits for them, prints one row
 per job, and stops the cluster (no orphan processes: see
-:mod:`coordinator.cluster`).
+:mod:`qb2.coordinator.cluster`).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from coordinator.client import Client
-from coordinator.cluster import DEFAULT_NODES, LocalCluster, NodeSpec
-from experiments.circuits import DEMO_SET, benchmark_circuit
+from qb2.coordinator.client import Client
+from qb2.coordinator.cluster import DEFAULT_NODES, LocalCluster, NodeSpec
+from qb2.experiments.circuits import DEMO_SET, benchmark_circuit
 
 
 def _top(counts: dict[str, int], k: int = 2) -> str:
@@ -73,5 +73,19 @@ def run_demo(nodes: int = 4, shots: int = 2000, seed: int = 7, data_dir: Path | 
     return 1 if failures else 0
 
 
+def main(argv: list[str] | None = None) -> int:
+    """``python -m qb2.experiments.demo [--nodes N] [--shots S] [--seed K] [--min-nodes M]`` (``qb2 demo``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="qb2 demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", type=int, default=4, help="number of service nodes")
+    parser.add_argument("--shots", type=int, default=2000, help="shots per circuit")
+    parser.add_argument("--seed", type=int, default=7, help="simulator seed")
+    parser.add_argument("--min-nodes", type=int, default=2,
+                        help="spread each job over at least this many nodes (1: planner's choice)")
+    args = parser.parse_args(argv)
+    return run_demo(nodes=args.nodes, shots=args.shots, seed=args.seed, min_nodes=args.min_nodes)
+
+
 if __name__ == "__main__":
-    sys.exit(run_demo())
+    sys.exit(main())

@@ -1,10 +1,10 @@
 """Experiment harness (FR-013): distributed vs centralized runs of benchmark circuits under faults.
 
-Distributed mode starts a real :class:`coordinator.cluster.LocalCluster` (one
+Distributed mode starts a real :class:`qb2.coordinator.cluster.LocalCluster` (one
 coordinator and N service-node processes on loopback) per scenario and submits
 every circuit over the HTTP API. The centralized baseline runs the same parsed
 circuit in-process as ONE monolithic simulated QPU (the same node handler code,
-:func:`service_node.handler.handle_execute`): one ``gates`` request with every
+:func:`qb2.service_node.handler.handle_execute`): one ``gates`` request with every
 operation on the full density matrix, then one ``readout`` request. No network.
 
 Scenarios (each on a fresh cluster with its own data dir under ``out``; every
@@ -31,7 +31,7 @@ start):
   jobs meet a refused reservation and are planned without the dead node.
 - ``degrade``: before the first job, the preferred nodes (the same ones
   ``latency`` slows) get a ``degrade:DEGRADE_FACTOR`` fault over the libp2p
-  control protocol (:func:`service_node.faults.send_fault`, the runtime
+  control protocol (:func:`qb2.service_node.faults.send_fault`, the runtime
   equivalent of ``--fault degrade:F``), and the harness waits until the
   registry shows their lowered fidelities: they then advertise and simulate
   with lower fidelities, so plans move to the next-best nodes or keep the
@@ -51,7 +51,7 @@ settings make that hold across separate clusters:
   is derived from its name, so a rerun has the same peer IDs, and the
   planner's tie-break between identical twin nodes (by peer ID) repeats;
 - link probes are off (``QB2_QUALITY__PROBE_INTERVAL_S=0``): the planner then
-  uses the nominal round trip (``compiler.cost.DEFAULT_LINK_RTT_S``, 3.1 ms)
+  uses the nominal round trip (``qb2.compiler.cost.DEFAULT_LINK_RTT_S``, 3.1 ms)
   for every node instead of measured loopback pings, whose jitter would
   otherwise pick between twin nodes at random. RTT/loss degradation (FR-008)
   is therefore not exercised by the harness.
@@ -93,27 +93,27 @@ from typing import Any
 import httpx
 import trio
 
-from compiler import parse_qasm
-from compiler.capability import has_entangler
-from compiler.cost import DEFAULT_LINK_RTT_S
-from compiler.planner import PlannerOptions, choose_representation
-from coordinator.client import ApiError, Client
-from coordinator.cluster import LocalCluster, NodeSpec
-from coordinator.config import load_settings
-from coordinator.fidelity import (
+from qb2.compiler import parse_qasm
+from qb2.compiler.capability import has_entangler
+from qb2.compiler.cost import DEFAULT_LINK_RTT_S
+from qb2.compiler.planner import PlannerOptions, choose_representation
+from qb2.coordinator.client import ApiError, Client
+from qb2.coordinator.cluster import LocalCluster, NodeSpec
+from qb2.coordinator.config import load_settings
+from qb2.coordinator.fidelity import (
     IDEAL_MAX_QUBITS,
     estimated_fidelity,
     ideal_distribution,
     measured_fidelity,
 )
-from coordinator.jobs import FragmentRecord
-from experiments.circuits import BenchmarkCircuit, benchmark_circuit
-from experiments.suites import ALL_SCENARIOS, Suite
-from protocol.control import FaultSpec
-from protocol.execute import ClbitRegister, ExecuteRequest, GateOp
-from protocol.state import pack_state, zero_state
-from service_node.config import PROFILES, NodeProfile
-from service_node.handler import SimulatedQPU, handle_execute
+from qb2.coordinator.jobs import FragmentRecord
+from qb2.experiments.circuits import BenchmarkCircuit, benchmark_circuit
+from qb2.experiments.suites import ALL_SCENARIOS, Suite
+from qb2.protocol.control import FaultSpec
+from qb2.protocol.execute import ClbitRegister, ExecuteRequest, GateOp
+from qb2.protocol.state import pack_state, zero_state
+from qb2.service_node.config import PROFILES, NodeProfile
+from qb2.service_node.handler import SimulatedQPU, handle_execute
 
 #: Profiles the distributed nodes cycle through.
 NODE_PROFILES: tuple[str, ...] = ("ibm-like", "ion-like", "cz-native", "single-qubit")
@@ -158,7 +158,7 @@ class RunRecord:
     that completed fragments (they differ after a fallback).
 
     Counted the same way in both modes: ``operations`` is
-    ``compiler.ir.CircuitIR.num_operations`` of the harness's own parse of the
+    ``qb2.compiler.ir.CircuitIR.num_operations`` of the harness's own parse of the
     circuit (gates plus measurements; barriers are not operations);
     ``fragments`` is the number of fragment records with status DONE in
     distributed mode (failed or timed-out attempts not counted) and 2 in
@@ -271,7 +271,7 @@ def width_limits(specs: list[NodeSpec], scenarios: Iterable[str],
     fidelity), and ``default`` (min of the non-zero scenario figures, statevector and memory).
 
     Raises:
-        coordinator.config.ConfigError: the ``QB2_`` environment or config file is invalid.
+        qb2.coordinator.config.ConfigError: the ``QB2_`` environment or config file is invalid.
         ValueError: unknown scenario.
     """
     settings = load_settings().compiler
@@ -340,7 +340,7 @@ def pin_identities(data_dir: Path, specs: Iterable[NodeSpec]) -> None:
     """Write fixed identity keys for the coordinator and each node under ``data_dir`` (NFR-001).
 
     The daemons load ``coordinator/identity.key`` and ``nodes/<name>/identity.key``
-    (see :func:`protocol.transport.load_or_create_identity`), so every cluster
+    (see :func:`qb2.protocol.transport.load_or_create_identity`), so every cluster
     started on these specs has the same peer IDs.
 
     Raises:
@@ -385,7 +385,7 @@ def run_centralized(circuit: BenchmarkCircuit, qpu: SimulatedQPU, *, shots: int,
     """Run ``circuit`` in-process on one monolithic QPU (same handler code as a node).
 
     The representation is chosen as the planner chooses it
-    (:func:`compiler.planner.choose_representation`): a density matrix (exact
+    (:func:`qb2.compiler.planner.choose_representation`): a density matrix (exact
     noise) up to ``density_matrix_max_qubits``, else a statevector (no gate
     noise; readout noise only). ``compile_s`` is parsing plus request building
     (no partitioning or placement is needed); ``latency_s`` is the wall time
@@ -393,7 +393,7 @@ def run_centralized(circuit: BenchmarkCircuit, qpu: SimulatedQPU, *, shots: int,
     readout), seconds.
 
     Raises:
-        compiler.errors.InfeasiblePlanError: wider than ``statevector_max_qubits``.
+        qb2.compiler.errors.InfeasiblePlanError: wider than ``statevector_max_qubits``.
     """
     t0 = time.perf_counter()
     ir = parse_qasm(circuit.qasm, circuit.format, circuit.label)
@@ -536,8 +536,8 @@ def send_faults(cluster: LocalCluster, faults: Mapping[str, FaultSpec], timeout_
     import multiaddr
     from libp2p.peer.peerinfo import info_from_p2p_addr
 
-    from protocol.transport import load_or_create_identity, make_host
-    from service_node.faults import send_fault
+    from qb2.protocol.transport import load_or_create_identity, make_host
+    from qb2.service_node.faults import send_fault
 
     targets = {name: (cluster.node_peer_ids[name],
                       json.loads((cluster.data_dir / "run" / f"node-{name}.json").read_text())["addrs"][0])
@@ -605,7 +605,7 @@ def suite_circuits(config: HarnessConfig) -> list[BenchmarkCircuit]:
     Raises:
         ValueError: unknown benchmark or a width mqt-bench cannot build.
         qiskit.exceptions.QiskitError: mqt-bench failed to build a circuit.
-        coordinator.config.ConfigError: the ``QB2_`` environment or config file is invalid.
+        qb2.coordinator.config.ConfigError: the ``QB2_`` environment or config file is invalid.
     """
     return [benchmark_circuit(name, q) for name, q in config.suite.instances(resolved_max_qubits(config))]
 
@@ -616,7 +616,7 @@ def run_experiment(config: HarnessConfig, out: Path, progress: Progress = _stder
     """Run every circuit of ``config.suite`` in both modes and every scenario; returns one record per run.
 
     Writes nothing itself except cluster data under ``out/clusters/<scenario>``
-    (replaced on each run; see :func:`experiments.report.write_outputs` for the
+    (replaced on each run; see :func:`qb2.experiments.report.write_outputs` for the
     result files). ``circuits``: the generated suite circuits (default
     :func:`suite_circuits`). ``records``: a list each record is appended to as
     soon as its run finishes (and returned), so that a caller keeps what finished
@@ -735,7 +735,7 @@ def run_config(config: HarnessConfig) -> dict[str, Any]:
     reproducibility settings, versions, commit.
 
     Raises:
-        coordinator.config.ConfigError: the ``QB2_`` environment or config file is invalid.
+        qb2.coordinator.config.ConfigError: the ``QB2_`` environment or config file is invalid.
     """
     specs = node_specs(config.nodes, config.ideal)
     limits = width_limits(specs, config.scenarios)

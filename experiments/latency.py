@@ -1,4 +1,4 @@
-"""End-to-end job latency on a local cluster: ``python -m experiments.latency``.
+"""End-to-end job latency on a local cluster: ``python -m qb2.experiments.latency``.
 
 Submits one benchmark circuit ``--repeats`` times, one job at a time, and
 prints medians and P95 of
@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from coordinator.client import Client
-from coordinator.cluster import LocalCluster
-from experiments.circuits import benchmark_circuit
-from experiments.stats import percentile
+from qb2.coordinator.client import Client
+from qb2.coordinator.cluster import LocalCluster
+from qb2.experiments.circuits import benchmark_circuit
+from qb2.experiments.stats import percentile
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from experiments.harness import (
+from qb2.experiments.harness import (
     DROP_SLOWDOWN_S,
     EXECUTE_TIMEOUT_S,
     LATENCY_SPIKE_S,
@@ -18,7 +18,7 @@ from experiments.harness import (
     RunRecord,
     to_json_line,
 )
-from experiments.stats import percentile
+from qb2.experiments.stats import percentile
 
 #: NFR-003: the source spec's limits and our targets, seconds.
 COMPILE_LIMIT_S, COMPILE_TARGET_S = 2.0, 0.020

@@ -1,7 +1,7 @@
 """Benchmark suites for the experiment harness (FR-013): which circuits, how often, under which faults.
 
 Widths go from 3 qubits up to the run's width limit (``--max-qubits``; its
-default, :func:`experiments.harness.width_limits`, is the widest circuit the
+default, :func:`qb2.experiments.harness.width_limits`, is the widest circuit the
 cluster can still place in every selected fault scenario, capped by the
 coordinator's statevector limit and the machine's memory). A suite lists fixed
 ``(benchmark, width)`` instances, of which those wider than the limit are
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: Every fault scenario the harness knows (see :mod:`experiments.harness`).
+#: Every fault scenario the harness knows (see :mod:`qb2.experiments.harness`).
 ALL_SCENARIOS: tuple[str, ...] = ("none", "latency", "drop_node", "degrade")
 
 

@@ -1,7 +1,7 @@
 """Service advertisement (FR-001): what a simulated QPU offers.
 
 A node publishes a JSON-encoded :class:`ServiceAdvertisement` on
-:data:`protocol.ids.ADVERT_TOPIC`. GossipSub signs every message with the
+:data:`qb2.protocol.ids.ADVERT_TOPIC`. GossipSub signs every message with the
 publisher's libp2p key; :func:`parse_advertisement` rejects an advertisement
 whose ``node_id`` is not the peer that signed it, so a node cannot speak for
 another.
@@ -22,8 +22,8 @@ from pydantic import (
     model_validator,
 )
 
-from protocol.ids import PEER_ID_RE, PROTOCOL_VERSION, major
-from protocol.membership import MAX_TOKEN_CHARS
+from qb2.protocol.ids import PEER_ID_RE, PROTOCOL_VERSION, major
+from qb2.protocol.membership import MAX_TOKEN_CHARS
 
 _GATE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -102,9 +102,9 @@ class ServiceAdvertisement(BaseModel):
             every qubit ``k > 0`` is coupled to a qubit ``< k``, and an
             ``m``-qubit fragment runs on qubits ``0..m-1`` (its ``j``-th
             smallest qubit on qubit ``j``), so the coordinator can predict
-            the node's routing SWAPs (:mod:`compiler.routing`). Sorted on
+            the node's routing SWAPs (:mod:`qb2.compiler.routing`). Sorted on
             parsing. Added in protocol 1.2.0.
-        join_token: the node's join token (:mod:`protocol.membership`,
+        join_token: the node's join token (:mod:`qb2.protocol.membership`,
             FR-019), issued by the coordinator for this ``node_id``; absent
             (None) when the node is admitted by ``p2p.allowed_peers`` or the
             mesh is open. Verified by the coordinator, not here. Added in

@@ -1,5 +1,5 @@
 """Fault injection into a node (used by tests and the experiment harness), over
-:data:`protocol.ids.CONTROL_PROTOCOL_ID`: one :class:`FaultSpec` frame in, one
+:data:`qb2.protocol.ids.CONTROL_PROTOCOL_ID`: one :class:`FaultSpec` frame in, one
 :class:`ControlResponse` frame out.
 
 Faults apply to execute requests from ``after_s`` seconds after they are set

@@ -1,8 +1,8 @@
-"""Fragment execution over :data:`protocol.ids.EXECUTE_PROTOCOL_ID` (FR-006).
+"""Fragment execution over :data:`qb2.protocol.ids.EXECUTE_PROTOCOL_ID` (FR-006).
 
 One request/response per stream. The request frame's header is an
 :class:`ExecuteRequest` and its payload the incoming simulated state (see
-:mod:`protocol.state`); the response frame's header is an
+:mod:`qb2.protocol.state`); the response frame's header is an
 :class:`ExecuteResponse` and its payload the outgoing state (empty for a
 readout).
 

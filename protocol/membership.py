@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from protocol.ids import PEER_ID_RE
+from qb2.protocol.ids import PEER_ID_RE
 
 if TYPE_CHECKING:  # libp2p is imported where keys are used, so settings can import this module cheaply
     from libp2p.crypto.keys import KeyPair, PublicKey

@@ -1,6 +1,6 @@
-"""Reservation of execution windows on a node (FR-005), over :data:`protocol.ids.RESERVE_PROTOCOL_ID`.
+"""Reservation of execution windows on a node (FR-005), over :data:`qb2.protocol.ids.RESERVE_PROTOCOL_ID`.
 
-One JSON frame each way per stream (see :mod:`protocol.framing`, empty payload).
+One JSON frame each way per stream (see :mod:`qb2.protocol.framing`, empty payload).
 A window is ``[start, end)`` in Unix seconds. A node grants a window when
 fewer than its ``capacity`` granted windows overlap it; otherwise it rejects
 with the reason and the earliest window of the same length it could grant.

@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, TomlConfigSettingsSource
 
-from protocol.membership import MAX_TOKEN_CHARS, Membership
+from qb2.protocol.membership import MAX_TOKEN_CHARS, Membership
 
 
 class P2PSettings(BaseModel):
@@ -27,7 +27,7 @@ class P2PSettings(BaseModel):
     requests (FR-014, FR-019), in addition to the peers admitted below.
     ``membership`` (FR-019): ``"closed"`` (default) admits, at the coordinator,
     only ``allowed_peers`` and nodes presenting a valid join token
-    (:mod:`protocol.membership`), and, at a node, only its coordinators: the
+    (:mod:`qb2.protocol.membership`), and, at a node, only its coordinators: the
     ``/p2p/`` peers of ``bootstrap``, the coordinator named in ``join_token``
     and ``allowed_peers``. ``"open"`` admits any peer (an open mesh; both
     daemons log a WARNING at start-up).

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from protocol.execute import Representation
+from qb2.protocol.execute import Representation
 
 _DTYPE = np.dtype("<c16")
 

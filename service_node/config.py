@@ -17,9 +17,9 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from protocol.advert import Fidelities, GateTimes
-from protocol.control import FaultSpec
-from protocol.settings import DiscoverySettings, P2PSettings, qb2_sources
+from qb2.protocol.advert import Fidelities, GateTimes
+from qb2.protocol.control import FaultSpec
+from qb2.protocol.settings import DiscoverySettings, P2PSettings, qb2_sources
 
 
 class NodeProfile(BaseModel):
@@ -38,20 +38,20 @@ class NodeProfile(BaseModel):
         device: name of a real-device model (FR-016), a qiskit-ibm-runtime fake
             backend such as ``fake_manila``; None for a synthetic node. A device
             node routes fragments on the device's coupling map and applies its
-            calibrated noise (:mod:`service_node.devices`); build its settings
-            with :func:`service_node.devices.load_device_node_settings`.
+            calibrated noise (:mod:`qb2.service_node.devices`); build its settings
+            with :func:`qb2.service_node.devices.load_device_node_settings`.
         device_noise: whether a device node applies the device's calibrated
             noise (False: its gates and coupling map only, fidelities 1.0).
         executor: simulator the node runs on and advertises: ``"aer"`` (CPU)
             or ``"aer-gpu"`` (needs a GPU-enabled Aer and an NVIDIA GPU).
         faults: faults injected from start-up (FR-013 harness support, see
-            :mod:`service_node.faults`); their ``after_s`` counts from the moment
+            :mod:`qb2.service_node.faults`); their ``after_s`` counts from the moment
             the node listens. ``kind = "clear"`` is refused here (control protocol only).
         reservation_grace_s: seconds after a granted reservation window's
             start within which an execution must consume it (or the
             coordinator release it); after that, or at the window's end if
             sooner, the node's ledger expires it (FR-005,
-            :mod:`service_node.ledger`).
+            :mod:`qb2.service_node.ledger`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -164,7 +164,7 @@ def load_node_settings(profile: str | None = None, **node_overrides: Any) -> Nod
         if profile is None and node.get("device"):
             # ``[node] device = "fake_manila"`` in the file or QB2_NODE__DEVICE: the
             # device's calibration decides gates, fidelities and width (FR-016).
-            from service_node.devices import load_device_node_settings
+            from qb2.service_node.devices import load_device_node_settings
 
             # the device's calibrated profile would otherwise replace the configured faults
             node_overrides = {"faults": node.get("faults"), **node_overrides}

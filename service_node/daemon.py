@@ -4,17 +4,17 @@ One trio process holds the libp2p host, publishes the node's advertisement on
 the GossipSub topic every ``advert_interval_s`` (and at once on change), keeps
 a connection to each bootstrap peer, and serves three stream protocols:
 
-- :data:`protocol.ids.EXECUTE_PROTOCOL_ID`: fragment executions (FR-006).
+- :data:`qb2.protocol.ids.EXECUTE_PROTOCOL_ID`: fragment executions (FR-006).
   Simulation runs in worker threads so the host keeps answering while a
   fragment computes. A request carrying ``reservation_id`` consumes that
   window in the ledger (an unknown or ended id is logged, the fragment runs).
-- :data:`protocol.ids.RESERVE_PROTOCOL_ID`: reserve / release execution
+- :data:`qb2.protocol.ids.RESERVE_PROTOCOL_ID`: reserve / release execution
   windows in the node's event-sourced ledger (FR-005,
-  :mod:`service_node.ledger`); capacity = ``node.max_concurrent_fragments``;
+  :mod:`qb2.service_node.ledger`); capacity = ``node.max_concurrent_fragments``;
   windows that ended, or were not consumed ``node.reservation_grace_s``
   seconds after their start, expire (checked every second; each logged).
-- :data:`protocol.ids.CONTROL_PROTOCOL_ID`: fault injection
-  (:mod:`service_node.faults`).
+- :data:`qb2.protocol.ids.CONTROL_PROTOCOL_ID`: fault injection
+  (:mod:`qb2.service_node.faults`).
 
 All three apply the same admission rules (FR-019, FR-014): in ``closed``
 membership (the default) only the node's coordinators may send requests —
@@ -43,18 +43,18 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 from pydantic import BaseModel
 
-from protocol.advert import Fidelities, ServiceAdvertisement
-from protocol.control import ControlResponse, FaultSpec
-from protocol.execute import ExecuteError, ExecuteRequest, ExecuteResponse
-from protocol.framing import DEFAULT_MAX_HEADER, FrameError, read_frame, write_frame
-from protocol.ids import ADVERT_TOPIC, CONTROL_PROTOCOL_ID, EXECUTE_PROTOCOL_ID, RESERVE_PROTOCOL_ID
-from protocol.membership import RateLimitedLog, bootstrap_peer_ids, check_own_join_token
-from protocol.reservation import LedgerEvent, OperationSummary, ReserveRequest, ReserveResponse
-from protocol.transport import load_or_create_identity, make_host, make_pubsub
-from service_node.config import NodeSettings
-from service_node.faults import DropRequest, FaultInjector, format_fault
-from service_node.handler import SimulatedQPU, handle_execute
-from service_node.ledger import ReservationLedger, estimate_success
+from qb2.protocol.advert import Fidelities, ServiceAdvertisement
+from qb2.protocol.control import ControlResponse, FaultSpec
+from qb2.protocol.execute import ExecuteError, ExecuteRequest, ExecuteResponse
+from qb2.protocol.framing import DEFAULT_MAX_HEADER, FrameError, read_frame, write_frame
+from qb2.protocol.ids import ADVERT_TOPIC, CONTROL_PROTOCOL_ID, EXECUTE_PROTOCOL_ID, RESERVE_PROTOCOL_ID
+from qb2.protocol.membership import RateLimitedLog, bootstrap_peer_ids, check_own_join_token
+from qb2.protocol.reservation import LedgerEvent, OperationSummary, ReserveRequest, ReserveResponse
+from qb2.protocol.transport import load_or_create_identity, make_host, make_pubsub
+from qb2.service_node.config import NodeSettings
+from qb2.service_node.faults import DropRequest, FaultInjector, format_fault
+from qb2.service_node.handler import SimulatedQPU, handle_execute
+from qb2.service_node.ledger import ReservationLedger, estimate_success
 
 log = logging.getLogger("qb2.node")
 
@@ -79,7 +79,7 @@ def admitted_peers(settings: NodeSettings, peer_id: str, *, now: float | None = 
         (possibly empty: then the node serves nobody).
 
     Raises:
-        protocol.membership.JoinTokenError: ``join_token`` is malformed, not for
+        qb2.protocol.membership.JoinTokenError: ``join_token`` is malformed, not for
             ``peer_id``, not signed by the coordinator it names, or expired.
     """
     p2p = settings.p2p
@@ -93,7 +93,7 @@ class ServiceNode:
     """A running node. Create with :meth:`run`; fields are for introspection.
 
     Raises:
-        protocol.membership.JoinTokenError: the configured join token is invalid (see :func:`admitted_peers`).
+        qb2.protocol.membership.JoinTokenError: the configured join token is invalid (see :func:`admitted_peers`).
     """
 
     def __init__(self, settings: NodeSettings, host: IHost, pubsub: Pubsub) -> None:
@@ -220,7 +220,7 @@ class ServiceNode:
         await _reply(stream, header, out)
 
     async def handle_reserve(self, stream: INetStream) -> None:
-        """Serve one reserve or release request (:mod:`protocol.reservation`) on ``stream``.
+        """Serve one reserve or release request (:mod:`qb2.protocol.reservation`) on ``stream``.
 
         A release answers ``granted=True`` when the window was active and is
         now released, else ``granted=False`` with the reason.
@@ -249,7 +249,7 @@ class ServiceNode:
         await _reply(stream, response, b"")
 
     async def handle_control(self, stream: INetStream) -> None:
-        """Serve one fault-injection request (:mod:`protocol.control`) on ``stream``.
+        """Serve one fault-injection request (:mod:`qb2.protocol.control`) on ``stream``.
 
         An immediate crash (``after_s == 0``) is answered first, then the process exits.
         """

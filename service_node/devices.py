@@ -9,14 +9,14 @@ A node started with ``--device fake_manila`` is a model of that IBM device:
 * **connectivity**: the node advertises the device's coupling map
   (:meth:`DeviceModel.advertised_coupling`, in placement order); a fragment's
   qubits are placed on a connected set of physical qubits and routed on that
-  map by :func:`compiler.routing.route_fragment`, the routine the planner
+  map by :func:`qb2.compiler.routing.route_fragment`, the routine the planner
   also uses to count the plan's routing SWAPs (SWAPs are inserted, reported
   in ``ExecuteResponse.routing_swaps`` and counted as native gates);
 * **noise**: the calibrated errors of the physical qubits used, as Aer builds
   them for ``NoiseModel.from_backend(backend)`` (depolarizing gate error
   combined with thermal relaxation from T1/T2 and gate durations; per-qubit
   readout errors), instead of the synthetic depolarizing model of
-  :mod:`service_node.noise`.
+  :mod:`qb2.service_node.noise`.
 
 Source of the calibration data: ``qiskit_ibm_runtime.fake_provider``
 (``FakeProviderForBackendV2``, 68 backends of 1-156 qubits in 0.51), snapshots
@@ -31,13 +31,13 @@ order), not the device's. The ``m`` distinct qubits the fragment acts on
 
 1. the first ``m`` physical qubits in breadth-first order from physical qubit
    0 over the (undirected) coupling graph are chosen
-   (:func:`compiler.routing.placement_order`); they are always connected
+   (:func:`qb2.compiler.routing.placement_order`); they are always connected
    (for a linear device such as fake_manila they are ``0..m-1``); a fragment
    wider than the device fails with code ``capacity``. This order is also
    the advertised numbering: advertised qubit ``j`` is physical qubit
    ``order[j]``;
 2. the fragment, relabelled onto ``0..m-1`` (active qubit ``j`` -> chosen
-   physical qubit ``j``), is routed by :func:`compiler.routing.route_fragment`
+   physical qubit ``j``), is routed by :func:`qb2.compiler.routing.route_fragment`
    on the coupling map restricted to those qubits (SABRE, fixed seed and
    trial count, so reproducible, and exactly what the planner predicts),
    then transpiled against the device's ``Target`` restricted to those
@@ -80,7 +80,7 @@ from qiskit.transpiler import Target
 from qiskit.transpiler.exceptions import TranspilerError
 from qiskit_aer.noise import NoiseModel, QuantumError, ReadoutError
 
-from compiler.routing import (
+from qb2.compiler.routing import (
     ROUTING_SEED,
     OpKey,
     local_ops,
@@ -88,11 +88,11 @@ from compiler.routing import (
     restrict,
     route_fragment,
 )
-from protocol.advert import Fidelities, GateTimes
-from protocol.execute import GateOp
-from service_node.config import NodeConfigError, NodeProfile, NodeSettings
-from service_node.executor import FragmentError, _logical_circuit
-from service_node.noise import gate_arity
+from qb2.protocol.advert import Fidelities, GateTimes
+from qb2.protocol.execute import GateOp
+from qb2.service_node.config import NodeConfigError, NodeProfile, NodeSettings
+from qb2.service_node.executor import FragmentError, _logical_circuit
+from qb2.service_node.noise import gate_arity
 
 __all__ = [
     "EXECUTORS",
@@ -112,7 +112,7 @@ EXECUTORS = ("aer", "aer-gpu")
 _MAX_PROFILE_QUBITS: int = next(
     m.le for m in NodeProfile.model_fields["qubits"].metadata if getattr(m, "le", None) is not None
 )
-#: Transpiler seed (the routing itself is :mod:`compiler.routing`'s, with the same seed).
+#: Transpiler seed (the routing itself is :mod:`qb2.compiler.routing`'s, with the same seed).
 _ROUTING_SEED = ROUTING_SEED
 #: NodeProfile keys a device node takes from its calibration (overrides are refused).
 _CALIBRATED_KEYS = ("native_gates", "fidelity", "gate_times")
@@ -159,7 +159,7 @@ def _resolve(name: str) -> str:
     hint = f"did you mean {' or '.join(close)}? " if close else ""
     raise NodeConfigError(
         f"unknown device {name!r}; {hint}valid names include fake_manila, fake_lagos, fake_sherbrooke, "
-        f"fake_torino ({len(names)} qiskit-ibm-runtime fake backends; service_node.devices.device_names() lists all)"
+        f"fake_torino ({len(names)} qiskit-ibm-runtime fake backends; qb2.service_node.devices.device_names() lists all)"
     )
 
 
@@ -343,7 +343,7 @@ class DeviceFragment:
             state qubit; None for a noiseless device model or an empty fragment.
         physical_qubits: physical qubit of each active qubit, in active (sorted) order.
         active_qubits: the fragment's distinct state qubits, sorted.
-        swaps: SWAPs the router inserted (:func:`compiler.routing.route_fragment`;
+        swaps: SWAPs the router inserted (:func:`qb2.compiler.routing.route_fragment`;
             the planner's ``FragmentPlan.routing_swaps`` for the same fragment).
     """
 
@@ -433,8 +433,8 @@ class DeviceModel:
 
         Advertised qubit ``j`` is physical qubit ``physical_qubits(k)[j]``
         (placement order), so every advertised qubit ``j > 0`` is coupled to
-        a lower one, as :class:`protocol.advert.ServiceAdvertisement` requires;
-        directed pairs, sorted (:func:`compiler.routing.restrict`).
+        a lower one, as :class:`qb2.protocol.advert.ServiceAdvertisement` requires;
+        directed pairs, sorted (:func:`qb2.compiler.routing.restrict`).
         """
         return restrict(self.coupling, self.physical_qubits(len(self._order) if k is None else k))
 
@@ -514,7 +514,7 @@ class DeviceModel:
 
         Args:
             ops: the fragment's gates on state qubits ``0 <= q < num_qubits``
-                (validated like :func:`service_node.executor.translate`).
+                (validated like :func:`qb2.service_node.executor.translate`).
             num_qubits: ``n``, the width of the incoming state.
 
         Returns:

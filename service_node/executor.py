@@ -3,14 +3,14 @@
 DESIGN.md, "Execution semantics": a node translates a fragment into its native
 gates, applies it with its Aer noise model to the incoming simulated state and
 returns the outgoing state; readout fragments sample measurement counts. The
-daemon that wraps these functions (protocol :mod:`protocol.execute`) lives
+daemon that wraps these functions (protocol :mod:`qb2.protocol.execute`) lives
 elsewhere.
 
 States are numpy ``complex128`` arrays in Qiskit's little-endian qubit order
 (qubit ``k`` is bit ``k`` of the basis index): a statevector of shape
 ``(2**n,)`` or a density matrix of shape ``(2**n, 2**n)``.
 
-Noise (see :mod:`service_node.noise`):
+Noise (see :mod:`qb2.service_node.noise`):
 
 * ``density_matrix``: gate noise and link (teleportation) depolarization are
   applied exactly, as superoperators.
@@ -52,8 +52,8 @@ from qiskit_aer import AerSimulator
 from qiskit_aer.library import SetDensityMatrix
 from qiskit_aer.noise import NoiseModel
 
-from protocol.execute import ClbitRegister, ExecuteError, GateOp, Representation
-from service_node.noise import link_error, readout_noise_model
+from qb2.protocol.execute import ClbitRegister, ExecuteError, GateOp, Representation
+from qb2.service_node.noise import link_error, readout_noise_model
 
 __all__ = [
     "MAX_DENSITY_MATRIX_QUBITS",
@@ -85,7 +85,7 @@ _ERROR_CODES: tuple[str, ...] = get_args(ExecuteError.model_fields["code"].annot
 
 
 class FragmentError(Exception):
-    """A fragment cannot run; maps one-to-one onto :class:`protocol.execute.ExecuteError`.
+    """A fragment cannot run; maps one-to-one onto :class:`qb2.protocol.execute.ExecuteError`.
 
     Attributes:
         code: ``"bad_request"``, ``"unsupported_gate"``, ``"capacity"`` or ``"internal"``.
@@ -157,7 +157,7 @@ class CompiledFragment(Protocol):
 class DeviceCompiler(Protocol):
     """What :func:`apply_gates` needs from a device model (FR-016).
 
-    Implemented by :class:`service_node.devices.DeviceModel`; the executor
+    Implemented by :class:`qb2.service_node.devices.DeviceModel`; the executor
     imports nothing from it.
     """
 
@@ -423,13 +423,13 @@ def apply_gates(
         num_qubits: ``n``, the width of ``state``.
         ops: the fragment's gates (see :func:`translate`).
         native_gates: the node's native gate names.
-        noise_model: from :func:`service_node.noise.build_noise_model`; None for
+        noise_model: from :func:`qb2.service_node.noise.build_noise_model`; None for
             an ideal node.
         teleported_qubits: qubits that arrived by teleportation, distinct, in
             ``[0, n)``.
         link_fidelity: process fidelity of the teleportation link, in (0, 1].
         device_model: a real-device model (FR-016,
-            :class:`service_node.devices.DeviceModel`): when given, the
+            :class:`qb2.service_node.devices.DeviceModel`): when given, the
             fragment is placed and routed on its coupling map and translated
             to its gates by ``device_model.compile_fragment`` (routing SWAPs
             counted in ``native_op_counts``, the routing permutation undone so
@@ -537,7 +537,7 @@ def sample_readout(
             (0, 1]; each bit is flipped with probability ``1 - readout_fidelity``.
         readout_noise: when given, replaces that symmetric flip: an Aer noise
             model with readout errors keyed by state qubit (a device's
-            calibrated errors, :meth:`service_node.devices.DeviceModel.readout_noise_model`).
+            calibrated errors, :meth:`qb2.service_node.devices.DeviceModel.readout_noise_model`).
             ``readout_fidelity`` is still validated.
         aer_device: Aer device, ``"CPU"`` or ``"GPU"``.
 

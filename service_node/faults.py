@@ -1,12 +1,12 @@
-"""Fault injection into a service node (FR-013 support; wire contract :mod:`protocol.control`).
+"""Fault injection into a service node (FR-013 support; wire contract :mod:`qb2.protocol.control`).
 
-Faults come from three places, all as :class:`protocol.control.FaultSpec`:
+Faults come from three places, all as :class:`qb2.protocol.control.FaultSpec`:
 
 - the config file: ``[node] faults = [{kind = "latency", latency_s = 0.5, after_s = 10}]``
   (or ``QB2_NODE__FAULTS`` as JSON);
 - the command line: ``qb2 node --fault latency:0.5@10+30`` (repeatable; syntax in
   :func:`parse_fault`);
-- the control protocol :data:`protocol.ids.CONTROL_PROTOCOL_ID` at run time
+- the control protocol :data:`qb2.protocol.ids.CONTROL_PROTOCOL_ID` at run time
   (client: :func:`send_fault`).
 
 Times are relative to the moment a fault is set (config and CLI faults: when
@@ -39,9 +39,9 @@ from typing import TYPE_CHECKING, NoReturn, TypeVar
 import trio
 from pydantic import BaseModel, ValidationError
 
-from protocol.control import ControlResponse, FaultSpec
-from protocol.framing import read_frame, write_frame
-from protocol.ids import CONTROL_PROTOCOL_ID
+from qb2.protocol.control import ControlResponse, FaultSpec
+from qb2.protocol.framing import read_frame, write_frame
+from qb2.protocol.ids import CONTROL_PROTOCOL_ID
 
 if TYPE_CHECKING:
     from libp2p.abc import IHost
@@ -315,8 +315,8 @@ async def request_response(
     """One request frame out, one response frame back, on a new stream to ``peer_id``.
 
     The host must already be connected to the peer (or know its addresses).
-    Suits :data:`protocol.ids.RESERVE_PROTOCOL_ID` and
-    :data:`protocol.ids.CONTROL_PROTOCOL_ID` (empty payloads).
+    Suits :data:`qb2.protocol.ids.RESERVE_PROTOCOL_ID` and
+    :data:`qb2.protocol.ids.CONTROL_PROTOCOL_ID` (empty payloads).
 
     Args:
         timeout_s: bound on the whole exchange, in seconds.
@@ -324,7 +324,7 @@ async def request_response(
 
     Raises:
         trio.TooSlowError: no response within ``timeout_s``.
-        protocol.framing.FrameError: the stream closed or reset before a valid response.
+        qb2.protocol.framing.FrameError: the stream closed or reset before a valid response.
         Exception: whatever libp2p raises when it cannot open the stream.
     """
     from libp2p.custom_types import TProtocol
@@ -351,14 +351,14 @@ async def request_response(
 
 
 async def send_fault(host: IHost, peer_id: str, spec: FaultSpec, *, timeout_s: float = 10.0) -> ControlResponse:
-    """Inject ``spec`` into the node ``peer_id`` over :data:`protocol.ids.CONTROL_PROTOCOL_ID`.
+    """Inject ``spec`` into the node ``peer_id`` over :data:`qb2.protocol.ids.CONTROL_PROTOCOL_ID`.
 
     Returns:
         The node's answer: ``accepted`` and the faults now configured.
 
     Raises:
         trio.TooSlowError: no answer within ``timeout_s`` seconds.
-        protocol.framing.FrameError: the stream ended first (an immediate
+        qb2.protocol.framing.FrameError: the stream ended first (an immediate
             ``crash`` may end the process before its answer arrives).
     """
     return await request_response(host, peer_id, CONTROL_PROTOCOL_ID, spec, ControlResponse, timeout_s=timeout_s)

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING
 
 from qiskit_aer.noise import NoiseModel
 
-from protocol.execute import ExecuteError, ExecuteRequest, ExecuteResponse
-from protocol.state import pack_state, unpack_state
-from service_node.config import NodeProfile
-from service_node.executor import FragmentError, apply_gates, sample_readout
-from service_node.noise import build_noise_model
+from qb2.protocol.execute import ExecuteError, ExecuteRequest, ExecuteResponse
+from qb2.protocol.state import pack_state, unpack_state
+from qb2.service_node.config import NodeProfile
+from qb2.service_node.executor import FragmentError, apply_gates, sample_readout
+from qb2.service_node.noise import build_noise_model
 
 if TYPE_CHECKING:
-    from service_node.devices import DeviceModel
+    from qb2.service_node.devices import DeviceModel
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,11 @@ class SimulatedQPU:
         """Build the noise model (or load the device model) once; it is reused for every fragment.
 
         Raises:
-            service_node.config.NodeConfigError: unknown ``profile.device``, or
+            qb2.service_node.config.NodeConfigError: unknown ``profile.device``, or
                 ``profile.executor == "aer-gpu"`` without a GPU-enabled Aer.
         """
         if profile.device or profile.executor != "aer":
-            from service_node.devices import check_executor, load_device
+            from qb2.service_node.devices import check_executor, load_device
 
             check_executor(profile.executor)
             if profile.device:
@@ -62,8 +62,8 @@ def handle_execute(qpu: SimulatedQPU, request: ExecuteRequest, payload: bytes) -
     """Run one fragment on ``qpu``.
 
     Args:
-        request: the execution header (see :mod:`protocol.execute`).
-        payload: the incoming state as packed by :func:`protocol.state.pack_state`.
+        request: the execution header (see :mod:`qb2.protocol.execute`).
+        payload: the incoming state as packed by :func:`qb2.protocol.state.pack_state`.
 
     Returns:
         The response header and the outgoing state payload (empty for a readout

@@ -1,9 +1,9 @@
 """The node's event-sourced reservation ledger (FR-005).
 
 A node grants execution windows ``[start, end)`` (Unix seconds) to
-coordinators over :data:`protocol.ids.RESERVE_PROTOCOL_ID` (wire contract:
-:mod:`protocol.reservation`). The ledger is event-sourced: every command
-appends :class:`protocol.reservation.LedgerEvent` entries and the state is
+coordinators over :data:`qb2.protocol.ids.RESERVE_PROTOCOL_ID` (wire contract:
+:mod:`qb2.protocol.reservation`). The ledger is event-sourced: every command
+appends :class:`qb2.protocol.reservation.LedgerEvent` entries and the state is
 derived **only** by folding those events (:meth:`ReservationLedger._apply`), so
 ``ReservationLedger.replay(ledger.events, capacity).state() == ledger.state()``
 always holds.
@@ -64,8 +64,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from protocol.advert import Fidelities
-from protocol.reservation import LedgerEvent, OperationSummary, ReserveRequest, ReserveResponse
+from qb2.protocol.advert import Fidelities
+from qb2.protocol.reservation import LedgerEvent, OperationSummary, ReserveRequest, ReserveResponse
 
 __all__ = [
     "LedgerError",
@@ -137,7 +137,7 @@ def estimate_success(gates: dict[str, int], fidelity: Fidelities) -> float:
     Raises:
         ValueError: a negative count.
     """
-    from service_node.noise import gate_arity
+    from qb2.service_node.noise import gate_arity
 
     log_p = 0.0
     for name, count in gates.items():

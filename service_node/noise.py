@@ -2,7 +2,7 @@
 
 DESIGN.md, "Execution semantics": a service node has per-gate-class fidelities
 (1q, 2q, readout) and an Aer noise model derived from them. This module turns a
-:class:`protocol.advert.Fidelities` into that model.
+:class:`qb2.protocol.advert.Fidelities` into that model.
 
 Channel and conversion
 ----------------------
@@ -35,7 +35,7 @@ from qiskit.circuit import Gate
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit_aer.noise import NoiseModel, QuantumError, ReadoutError, depolarizing_error
 
-from protocol.advert import Fidelities
+from qb2.protocol.advert import Fidelities
 
 __all__ = [
     "build_noise_model",

@@ -8,10 +8,10 @@ from collections.abc import Callable
 import pytest
 import trio
 
-from protocol.advert import ServiceAdvertisement
-from protocol.execute import ExecuteRequest, ExecuteResponse
-from service_node.config import load_node_settings
-from service_node.handler import SimulatedQPU, handle_execute
+from qb2.protocol.advert import ServiceAdvertisement
+from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
+from qb2.service_node.config import load_node_settings
+from qb2.service_node.handler import SimulatedQPU, handle_execute
 
 PROFILE_NAMES = ("ibm-like", "ion-like", "cz-native", "single-qubit")
 IDEAL = {"gate_1q": 1.0, "gate_2q": 1.0, "readout": 1.0}
@@ -70,7 +70,7 @@ async def publish_adverts_until(host, pubsub, router, coordinator_multiaddr: str
     from libp2p.peer.peerinfo import info_from_p2p_addr
     from libp2p.tools.anyio_service import background_trio_service
 
-    from protocol.ids import ADVERT_TOPIC
+    from qb2.protocol.ids import ADVERT_TOPIC
 
     async with host.run(listen_addrs=[multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
         async with background_trio_service(pubsub), background_trio_service(router):

@@ -12,11 +12,11 @@ import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coordinator.api import create_app
-from coordinator.config import load_settings
-from coordinator.registry import Registry
-from coordinator.service import CoordinatorService
-from coordinator.store import JobStore
+from qb2.coordinator.api import create_app
+from qb2.coordinator.config import load_settings
+from qb2.coordinator.registry import Registry
+from qb2.coordinator.service import CoordinatorService
+from qb2.coordinator.store import JobStore
 from tests.conftest import InProcessCluster
 
 QASM_TOKENS = [

@@ -21,13 +21,13 @@ with warnings.catch_warnings():  # starlette warns that its TestClient will move
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from coordinator.api import create_app
-from coordinator.config import load_settings
-from coordinator.jobs import Priority
-from coordinator.registry import Registry
-from coordinator.service import CoordinatorService, Submission
-from coordinator.store import JobStore
-from experiments.circuits import benchmark_circuit
+from qb2.coordinator.api import create_app
+from qb2.coordinator.config import load_settings
+from qb2.coordinator.jobs import Priority
+from qb2.coordinator.registry import Registry
+from qb2.coordinator.service import CoordinatorService, Submission
+from qb2.coordinator.store import JobStore
+from qb2.experiments.circuits import benchmark_circuit
 from tests.conftest import InProcessCluster
 from tests.test_api import api, make_client  # noqa: F401 - the `api` fixture
 

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from qiskit import QuantumCircuit, transpile
 from qiskit.circuit.library import get_standard_gate_name_mapping
 
-from compiler import CircuitIR, CostWeights, PlannerOptions, plan_circuit
-from compiler.cost import DEFAULT_LINK_RTT_S, CostBreakdown, nats, node_cost, teleport_terms, weighted
-from compiler.ir import Measurement, Operation
-from compiler.translation import native_counts
-from protocol.advert import ServiceAdvertisement
+from qb2.compiler import CircuitIR, CostWeights, PlannerOptions, plan_circuit
+from qb2.compiler.cost import DEFAULT_LINK_RTT_S, CostBreakdown, nats, node_cost, teleport_terms, weighted
+from qb2.compiler.ir import Measurement, Operation
+from qb2.compiler.translation import native_counts
+from qb2.protocol.advert import ServiceAdvertisement
 
 STANDARD = get_standard_gate_name_mapping()
 BASES = [("cx", "rz", "sx", "x"), ("rx", "ry", "rz", "rzz"), ("cz", "rx", "ry", "rz"), ("cx", "u"),
@@ -191,7 +191,7 @@ def test_plan_json_carries_weights_and_breakdown() -> None:
 
 
 def test_warm_up_fills_the_table_for_every_standard_gate() -> None:
-    from compiler.translation import _TABLE, warm_up
+    from qb2.compiler.translation import _TABLE, warm_up
 
     warm_up([("cz", "rx", "ry", "rz")])
     key = frozenset({"cz", "rx", "ry", "rz"})
@@ -203,7 +203,7 @@ def test_table_does_not_depend_on_which_gates_are_translated_together(basis: tup
     """The table is filled in batches; each gate's counts equal its translation alone (NFR-001)."""
     from qiskit.circuit import Gate
 
-    from compiler.translation import _translate_block, transpile_key
+    from qb2.compiler.translation import _translate_block, transpile_key
 
     key = transpile_key(basis)
     gates = [g for g, op in STANDARD.items() if isinstance(op, Gate)]

@@ -18,16 +18,16 @@ from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel
 from qiskit_ibm_runtime.fake_provider import FakeLagosV2, FakeManilaV2, FakeSherbrooke
 
-from compiler import CircuitIR, PlannerOptions, plan_circuit
-from compiler.ir import Measurement, Operation
-from coordinator.client import Client
-from coordinator.cluster import LocalCluster, _die_with_parent, _wait_for_file
-from protocol.advert import ServiceAdvertisement
-from protocol.execute import ClbitRegister, ExecuteRequest, GateOp
-from protocol.framing import encode_frame
-from protocol.state import pack_state, unpack_state, zero_state
-from service_node.config import NodeConfigError, load_node_settings
-from service_node.devices import (
+from qb2.compiler import CircuitIR, PlannerOptions, plan_circuit
+from qb2.compiler.ir import Measurement, Operation
+from qb2.coordinator.client import Client
+from qb2.coordinator.cluster import LocalCluster, _die_with_parent, _wait_for_file
+from qb2.protocol.advert import ServiceAdvertisement
+from qb2.protocol.execute import ClbitRegister, ExecuteRequest, GateOp
+from qb2.protocol.framing import encode_frame
+from qb2.protocol.state import pack_state, unpack_state, zero_state
+from qb2.service_node.config import NodeConfigError, load_node_settings
+from qb2.service_node.devices import (
     check_executor,
     device_names,
     device_profile,
@@ -35,9 +35,9 @@ from service_node.devices import (
     load_device,
     load_device_node_settings,
 )
-from service_node.executor import FragmentError, _logical_circuit, apply_gates, sample_readout
-from service_node.handler import SimulatedQPU, handle_execute
-from service_node.noise import gate_arity
+from qb2.service_node.executor import FragmentError, _logical_circuit, apply_gates, sample_readout
+from qb2.service_node.handler import SimulatedQPU, handle_execute
+from qb2.service_node.noise import gate_arity
 
 NODE_ID = "12D3KooW" + "D" * 44
 
@@ -420,7 +420,7 @@ def device_cluster(tmp_path_factory: pytest.TempPathFactory):
         cluster.log_dir.mkdir(parents=True, exist_ok=True)
         with open(cluster.log_dir / "node-manila.log", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "coordinator.cli", "node", "--name", "manila-ideal",
+                [sys.executable, "-m", "qb2.coordinator.cli", "node", "--name", "manila-ideal",
                  "--bootstrap", cluster.coordinator_multiaddr, "--ready-file", str(ready),
                  *cluster.admission_args("manila-ideal")],
                 env={**cluster.env, "QB2_NODE__DEVICE": "fake_manila", "QB2_NODE__DEVICE_NOISE": "false"},
@@ -478,8 +478,8 @@ def test_a_device_node_process_advertises_the_device_and_routes_correctly(device
 @pytest.mark.integration
 def test_cluster_of_device_nodes_via_the_cli_flag(tmp_path: Path) -> None:
     """``qb2 node --device`` (what ``qb2 up --devices`` starts) runs noisy device models end to end."""
-    from coordinator.cluster import NodeSpec
-    from experiments.circuits import benchmark_circuit
+    from qb2.coordinator.cluster import NodeSpec
+    from qb2.experiments.circuits import benchmark_circuit
 
     specs = [NodeSpec(d, None, device=d) for d in ("fake_manila", "fake_lima")]
     with LocalCluster(tmp_path, specs) as cluster, Client(cluster.api_url) as client:
@@ -487,7 +487,7 @@ def test_cluster_of_device_nodes_via_the_cli_flag(tmp_path: Path) -> None:
         job_id = client.submit(benchmark_circuit("ghz", 5).qasm, shots=2000, seed=3)["job_id"]
         assert client.wait(job_id, timeout_s=120)["state"] == "COMPLETED"
         result = client.result(job_id)
-        listing = subprocess.run([sys.executable, "-m", "coordinator.cli", "nodes", "--url", cluster.api_url],
+        listing = subprocess.run([sys.executable, "-m", "qb2.coordinator.cli", "nodes", "--url", cluster.api_url],
                                  capture_output=True, text=True, timeout=60, check=True).stdout
     assert set(nodes) == {"fake_manila", "fake_lima"}
     # both are 5-qubit devices: a line (manila) and a T (lima), 4 undirected edges = 8 directed pairs

@@ -26,10 +26,10 @@ from qiskit.quantum_info import (
 )
 from qiskit_aer import AerSimulator
 
-from protocol.advert import Fidelities
-from protocol.execute import ClbitRegister, ExecuteError, GateOp
-from protocol.state import pack_state, unpack_state, zero_state
-from service_node.executor import (
+from qb2.protocol.advert import Fidelities
+from qb2.protocol.execute import ClbitRegister, ExecuteError, GateOp
+from qb2.protocol.state import pack_state, unpack_state, zero_state
+from qb2.service_node.executor import (
     MAX_DENSITY_MATRIX_QUBITS,
     MAX_STATEVECTOR_QUBITS,
     FragmentError,
@@ -37,7 +37,7 @@ from service_node.executor import (
     sample_readout,
     translate,
 )
-from service_node.noise import build_noise_model, depolarizing_parameter, link_error, readout_noise_model
+from qb2.service_node.noise import build_noise_model, depolarizing_parameter, link_error, readout_noise_model
 
 STANDARD = get_standard_gate_name_mapping()
 NATIVE_SETS = (

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.client import Client
-from coordinator.cluster import LocalCluster, NodeSpec
-from experiments.circuits import benchmark_circuit
+from qb2.coordinator.client import Client
+from qb2.coordinator.cluster import LocalCluster, NodeSpec
+from qb2.experiments.circuits import benchmark_circuit
 
 pytestmark = pytest.mark.integration
 
@@ -100,9 +100,9 @@ async def test_latency_spike_beyond_the_timeout_retries_then_falls_back(tmp_path
     import trio
     from libp2p.peer.peerinfo import info_from_p2p_addr
 
-    from protocol.control import FaultSpec
-    from protocol.transport import load_or_create_identity, make_host
-    from service_node.faults import send_fault
+    from qb2.protocol.control import FaultSpec
+    from qb2.protocol.transport import load_or_create_identity, make_host
+    from qb2.service_node.faults import send_fault
 
     env = {**ENV, "QB2_RUNTIME__EXECUTE_TIMEOUT_S": "1.0", "QB2_RUNTIME__EXECUTE_TIMEOUT_PER_MIB_S": "0"}
     with LocalCluster(tmp_path, NODES, env=env) as cluster, Client(cluster.api_url) as client:

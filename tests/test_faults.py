@@ -21,17 +21,17 @@ import pytest
 import trio
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
-from coordinator.client import Client
-from coordinator.cluster import LocalCluster, NodeSpec
-from protocol.control import FaultSpec
-from protocol.execute import ExecuteRequest, ExecuteResponse
-from protocol.framing import FrameError
-from protocol.ids import EXECUTE_PROTOCOL_ID, RESERVE_PROTOCOL_ID
-from protocol.reservation import OperationSummary, ReserveRequest, ReserveResponse
-from protocol.state import pack_state, zero_state
-from protocol.transport import load_or_create_identity, make_host
-from service_node.config import NodeConfigError, load_node_settings
-from service_node.faults import (
+from qb2.coordinator.client import Client
+from qb2.coordinator.cluster import LocalCluster, NodeSpec
+from qb2.protocol.control import FaultSpec
+from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
+from qb2.protocol.framing import FrameError
+from qb2.protocol.ids import EXECUTE_PROTOCOL_ID, RESERVE_PROTOCOL_ID
+from qb2.protocol.reservation import OperationSummary, ReserveRequest, ReserveResponse
+from qb2.protocol.state import pack_state, zero_state
+from qb2.protocol.transport import load_or_create_identity, make_host
+from qb2.service_node.config import NodeConfigError, load_node_settings
+from qb2.service_node.faults import (
     CRASH_EXIT_CODE,
     DropRequest,
     FaultInjector,
@@ -96,7 +96,7 @@ def test_config_faults_and_clear_refused(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 
 def test_cli_rejects_bad_fault_without_traceback() -> None:
-    done = subprocess.run([sys.executable, "-m", "coordinator.cli", "node", "--fault", "latency:soon"],
+    done = subprocess.run([sys.executable, "-m", "qb2.coordinator.cli", "node", "--fault", "latency:soon"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "fault 'latency:soon'" in done.stderr and "Traceback" not in done.stderr
@@ -201,7 +201,7 @@ class Peers:
         from libp2p.custom_types import TProtocol
         from libp2p.peer.id import ID
 
-        from protocol.framing import read_frame, write_frame
+        from qb2.protocol.framing import read_frame, write_frame
 
         request = ExecuteRequest(job_id="j", fragment_id="f", kind="readout", representation="statevector",
                                  num_qubits=1, measurements=((0, 0),), clbit_registers=({"name": "c", "size": 1},),
@@ -333,7 +333,7 @@ def test_cli_crash_fault_exits_with_137_after_the_delay(tmp_path: Path) -> None:
     ready = tmp_path / "ready.json"
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "coordinator.cli", "node", "--profile", "ideal", "--name", "doomed",
+        [sys.executable, "-m", "qb2.coordinator.cli", "node", "--profile", "ideal", "--name", "doomed",
          "--data-dir", str(tmp_path), "--ready-file", str(ready), "--fault", "crash@0.5"],
         env={**os.environ, "QB2_CONFIG": ""}, capture_output=True, text=True, timeout=60,
     )

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from compiler import parse_qasm
-from coordinator.cli import app
-from coordinator.client import ApiError
-from experiments.__main__ import add_run_arguments, main
-from experiments.circuits import benchmark_circuit
-from experiments.harness import (
+from qb2.compiler import parse_qasm
+from qb2.coordinator.cli import app
+from qb2.coordinator.client import ApiError
+from qb2.experiments.__main__ import add_run_arguments, main
+from qb2.experiments.circuits import benchmark_circuit
+from qb2.experiments.harness import (
     ALL_SCENARIOS,
     EXECUTE_TIMEOUT_S,
     MAX_ATTEMPTS,
@@ -39,9 +39,9 @@ from experiments.harness import (
     slowed_nodes,
     width_limits,
 )
-from experiments.report import render_report
-from experiments.suites import SUITES, Suite, get_suite
-from service_node.handler import SimulatedQPU
+from qb2.experiments.report import render_report
+from qb2.experiments.suites import SUITES, Suite, get_suite
+from qb2.service_node.handler import SimulatedQPU
 
 integration = pytest.mark.integration
 SMOKE_ARGS = ["run", "--suite", "smoke", "--seed", "7", "--repeats", "2"]
@@ -162,8 +162,8 @@ def _main_without_clusters(monkeypatch: pytest.MonkeyPatch, fake_run=None) -> li
     def no_cluster(*args, **kwargs):
         raise AssertionError("a cluster would start")
 
-    monkeypatch.setattr("experiments.__main__.run_experiment", run)
-    monkeypatch.setattr("experiments.harness.LocalCluster", no_cluster)
+    monkeypatch.setattr("qb2.experiments.__main__.run_experiment", run)
+    monkeypatch.setattr("qb2.experiments.harness.LocalCluster", no_cluster)
     return seen
 
 

@@ -16,8 +16,8 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit.circuit import Gate
 
-from compiler import IngestLimits, IngestStats, LimitExceededError, QasmValidationError, from_quantum_circuit, parse_qasm
-from coordinator.service import CoordinatorService
+from qb2.compiler import IngestLimits, IngestStats, LimitExceededError, QasmValidationError, from_quantum_circuit, parse_qasm
+from qb2.coordinator.service import CoordinatorService
 from tests.conftest import InProcessCluster
 from tests.test_api import make_client
 
@@ -228,7 +228,7 @@ def test_gates_of_two_programs_with_one_name_keep_their_own_definitions() -> Non
     from qiskit import qasm2
     from qiskit.quantum_info import Operator
 
-    from compiler import to_quantum_circuit
+    from qb2.compiler import to_quantum_circuit
 
     first = qasm2.loads('OPENQASM 2.0; include "qelib1.inc"; qreg q[2]; gate foo a,b { h a; cx a,b; } foo q[0],q[1];')
     second = qasm2.loads('OPENQASM 2.0; include "qelib1.inc"; qreg q[2]; gate foo a,b { x a; rz(0.3) b; } foo q[0],q[1];')

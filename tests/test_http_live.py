@@ -21,7 +21,7 @@ import httpx
 import pytest
 import trio
 
-from coordinator.cluster import LocalCluster, NodeSpec
+from qb2.coordinator.cluster import LocalCluster, NodeSpec
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +103,7 @@ def test_oversized_bodies_keep_the_client_usable_and_leak_no_socket(live: LocalC
 
 
 def test_chunked_body_within_the_limit_is_accepted_live(live: LocalCluster) -> None:
-    from experiments.circuits import benchmark_circuit
+    from qb2.experiments.circuits import benchmark_circuit
 
     body = json.dumps({"qasm": benchmark_circuit("ghz", 3).qasm, "shots": 10, "tags": ["chunked"]}).encode()
     with httpx.Client(base_url=live.api_url, timeout=30) as http:

@@ -13,7 +13,7 @@ from qiskit.circuit import Parameter
 from qiskit.circuit.library import CXGate, get_standard_gate_name_mapping
 from qiskit.quantum_info import Operator
 
-from compiler import (
+from qb2.compiler import (
     CircuitIR,
     Measurement,
     QasmValidationError,

@@ -15,10 +15,10 @@ from qiskit import transpile
 from qiskit.quantum_info import DensityMatrix, Statevector
 from qiskit_aer import AerSimulator
 
-from compiler import PlannerOptions, parse_qasm, plan_circuit
-from compiler.export import to_quantum_circuit
-from coordinator.runtime import execute_plan
-from experiments.circuits import DEMO_SET, benchmark_circuit
+from qb2.compiler import PlannerOptions, parse_qasm, plan_circuit
+from qb2.compiler.export import to_quantum_circuit
+from qb2.coordinator.runtime import execute_plan
+from qb2.experiments.circuits import DEMO_SET, benchmark_circuit
 
 SHOTS = 2000
 SEED = 11

@@ -9,9 +9,9 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
 
-from protocol.advert import Fidelities
-from protocol.reservation import LedgerEvent, OperationSummary, ReserveRequest
-from service_node.ledger import LedgerError, ReservationLedger, Window, estimate_success
+from qb2.protocol.advert import Fidelities
+from qb2.protocol.reservation import LedgerEvent, OperationSummary, ReserveRequest
+from qb2.service_node.ledger import LedgerError, ReservationLedger, Window, estimate_success
 
 NODE = "12D3KooW" + "N" * 44
 OP = OperationSummary(gates={"cx": 2, "rz": 3, "measure": 1}, qubits=2, estimated_duration_s=0.01)

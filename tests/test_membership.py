@@ -1,6 +1,6 @@
 """Membership by default (FR-019, FR-014): join tokens, coordinator admission, node admission, open mesh.
 
-Unit tests cover :mod:`protocol.membership` and the node's admission function;
+Unit tests cover :mod:`qb2.protocol.membership` and the node's admission function;
 the integration tests start real daemons on 127.0.0.1 (``LocalCluster`` plus
 nodes started by hand the way an operator on another machine would) and
 talk real libp2p to them. Every wait polls observable state with a deadline.
@@ -23,13 +23,13 @@ import pytest
 import trio
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
-from coordinator.client import Client
-from coordinator.cluster import LocalCluster, NodeSpec, _die_with_parent, _wait_for_file
-from experiments.circuits import benchmark_circuit
-from protocol.advert import ServiceAdvertisement
-from protocol.execute import ExecuteRequest, ExecuteResponse
-from protocol.ids import EXECUTE_PROTOCOL_ID, RESERVE_PROTOCOL_ID
-from protocol.membership import (
+from qb2.coordinator.client import Client
+from qb2.coordinator.cluster import LocalCluster, NodeSpec, _die_with_parent, _wait_for_file
+from qb2.experiments.circuits import benchmark_circuit
+from qb2.protocol.advert import ServiceAdvertisement
+from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
+from qb2.protocol.ids import EXECUTE_PROTOCOL_ID, RESERVE_PROTOCOL_ID
+from qb2.protocol.membership import (
     JoinTokenError,
     RateLimitedLog,
     bootstrap_peer_ids,
@@ -39,14 +39,14 @@ from protocol.membership import (
     peer_id_of,
     verify_join_token,
 )
-from protocol.reservation import OperationSummary, ReserveRequest, ReserveResponse
-from protocol.settings import P2PSettings
-from protocol.transport import load_or_create_identity, make_host
-from service_node.config import NodeSettings
-from service_node.daemon import admitted_peers
+from qb2.protocol.reservation import OperationSummary, ReserveRequest, ReserveResponse
+from qb2.protocol.settings import P2PSettings
+from qb2.protocol.transport import load_or_create_identity, make_host
+from qb2.service_node.config import NodeSettings
+from qb2.service_node.daemon import admitted_peers
 from tests.conftest import publish_adverts_until
 
-QB2 = [sys.executable, "-m", "coordinator.cli"]
+QB2 = [sys.executable, "-m", "qb2.coordinator.cli"]
 
 
 # --------------------------------------------------------------------------- join tokens (unit)
@@ -111,7 +111,7 @@ def test_token_naming_this_coordinator_but_signed_by_another_key_is_rejected(key
         check_own_join_token(token, peer_id_of(node))
     assert err.value.code == "bad_signature"
     # re-signing with the forger's key does not help either: the key is not the coordinator's
-    from protocol.membership import SIGNING_DOMAIN
+    from qb2.protocol.membership import SIGNING_DOMAIN
 
     resigned = f"qb2jt1.{b64(lie.payload())}.{b64(other.private_key.sign(SIGNING_DOMAIN + lie.payload()))}"
     with pytest.raises(JoinTokenError) as err:
@@ -299,9 +299,9 @@ def test_unadmitted_node_is_never_registered_until_it_has_a_join_token(cluster: 
 @pytest.mark.integration
 async def test_node_refuses_execute_and_reserve_from_a_peer_that_is_not_its_coordinator(
         cluster: LocalCluster) -> None:
-    from protocol.framing import read_frame, write_frame
-    from protocol.state import pack_state, zero_state
-    from service_node.faults import request_response
+    from qb2.protocol.framing import read_frame, write_frame
+    from qb2.protocol.state import pack_state, zero_state
+    from qb2.service_node.faults import request_response
 
     info = json.loads((cluster.data_dir / "run" / "node-home.json").read_text())
     addr = info["addrs"][0]

@@ -7,14 +7,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from qiskit.quantum_info import Operator
 
-from compiler import (
+from qb2.compiler import (
     CircuitIR,
     FragmentDAG,
     InfeasiblePlanError,
     split_fragments,
     to_quantum_circuit,
 )
-from compiler.ir import Operation
+from qb2.compiler.ir import Operation
 
 GATES = {"h": 1, "x": 1, "rz": 1, "cx": 2, "cz": 2, "ccx": 3}
 

@@ -18,7 +18,7 @@ from qiskit import QuantumCircuit, transpile
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.quantum_info import Operator
 
-from compiler import (
+from qb2.compiler import (
     CircuitIR,
     InfeasiblePlanError,
     Plan,
@@ -29,9 +29,9 @@ from compiler import (
     supports_gate,
     unsupported_gates,
 )
-from compiler.capability import TRANSLATABLE_ENTANGLERS, UNIVERSAL_1Q_SETS
-from compiler.ir import Measurement, Operation
-from protocol.advert import ServiceAdvertisement
+from qb2.compiler.capability import TRANSLATABLE_ENTANGLERS, UNIVERSAL_1Q_SETS
+from qb2.compiler.ir import Measurement, Operation
+from qb2.protocol.advert import ServiceAdvertisement
 
 REPO = Path(__file__).resolve().parents[1]
 BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -472,8 +472,8 @@ _SCRIPT = textwrap.dedent(
     """
     import qiskit.qasm2
     from mqt.bench import BenchmarkLevel, get_benchmark
-    from compiler import parse_qasm, plan_circuit
-    from protocol.advert import ServiceAdvertisement
+    from qb2.compiler import parse_qasm, plan_circuit
+    from qb2.protocol.advert import ServiceAdvertisement
 
     B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
     nodes = [
@@ -521,7 +521,7 @@ def test_from_quantum_circuit_plan_equals_qasm_plan() -> None:
 
 
 def test_circuit_wider_than_all_nodes_together_names_the_width() -> None:
-    from compiler import InfeasiblePlanError, parse_qasm, plan_circuit
+    from qb2.compiler import InfeasiblePlanError, parse_qasm, plan_circuit
     from tests.conftest import InProcessCluster
 
     nodes = InProcessCluster(ideal=True).adverts  # 5 + 6 + 4 + 3 = 18 qubits together

@@ -27,12 +27,12 @@ from hypothesis import strategies as st
 from qiskit import QuantumCircuit, transpile
 from qiskit.circuit.library import get_standard_gate_name_mapping
 
-from compiler import CircuitIR, CostWeights, InfeasiblePlanError, Plan, PlannerOptions, plan_circuit
-from compiler.cost import NodeCost, weighted
-from compiler.ir import Measurement, Operation
-from compiler.planner import planning_instances
-from compiler.search import Problem, brute_force, evaluate, first_fit, round_robin, search
-from protocol.advert import ServiceAdvertisement
+from qb2.compiler import CircuitIR, CostWeights, InfeasiblePlanError, Plan, PlannerOptions, plan_circuit
+from qb2.compiler.cost import NodeCost, weighted
+from qb2.compiler.ir import Measurement, Operation
+from qb2.compiler.planner import planning_instances
+from qb2.compiler.search import Problem, brute_force, evaluate, first_fit, round_robin, search
+from qb2.protocol.advert import ServiceAdvertisement
 
 REPO = Path(__file__).resolve().parents[1]
 B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
@@ -368,8 +368,8 @@ def test_exact_search_equals_brute_force(problem: Problem, min_nodes: int) -> No
 _SCRIPT = textwrap.dedent(
     """
     import random
-    from compiler import CostWeights, PlannerOptions, plan_circuit
-    from experiments.bench_compile import random_ir, random_nodes
+    from qb2.compiler import CostWeights, PlannerOptions, plan_circuit
+    from qb2.experiments.bench_compile import random_ir, random_nodes
 
     rng = random.Random(5)
     for k, n, ops in ((3, 4, 20), (6, 8, 40), (10, 12, 50), (4, 20, 120)):

@@ -11,10 +11,10 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol.advert import AdvertisementRejected, parse_advertisement
-from protocol.execute import ExecuteRequest, GateOp
-from protocol.framing import FrameError, encode_frame, read_frame
-from protocol.state import pack_state, state_nbytes, unpack_state, zero_state
+from qb2.protocol.advert import AdvertisementRejected, parse_advertisement
+from qb2.protocol.execute import ExecuteRequest, GateOp
+from qb2.protocol.framing import FrameError, encode_frame, read_frame
+from qb2.protocol.state import pack_state, state_nbytes, unpack_state, zero_state
 from tests.conftest import peer_id
 
 NODE = peer_id("N")
@@ -163,10 +163,10 @@ def test_state_payload_round_trip_and_size_check(representation: str) -> None:
 
 
 def test_transport_benchmark_round_trips_whole_frames_over_noise_and_yamux() -> None:
-    """experiments.bench_transport (NFR-003 evidence) moves every byte both ways over a real libp2p stack."""
+    """qb2.experiments.bench_transport (NFR-003 evidence) moves every byte both ways over a real libp2p stack."""
     import trio
 
-    from experiments.bench_transport import round_trips
+    from qb2.experiments.bench_transport import round_trips
 
     times = trio.run(round_trips, 300_000, 3)  # > yamux's 256 KiB initial window: window updates must flow
     assert len(times) == 3 and all(t > 0 for t in times)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.client import Client
-from coordinator.cluster import LocalCluster, NodeSpec
-from experiments.circuits import benchmark_circuit
+from qb2.coordinator.client import Client
+from qb2.coordinator.cluster import LocalCluster, NodeSpec
+from qb2.experiments.circuits import benchmark_circuit
 
 pytestmark = pytest.mark.integration
 

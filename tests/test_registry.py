@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from protocol.advert import ServiceAdvertisement
-from coordinator.registry import Registry
+from qb2.protocol.advert import ServiceAdvertisement
+from qb2.coordinator.registry import Registry
 from tests.conftest import peer_id
 
 
@@ -53,7 +53,7 @@ def test_replayed_older_advertisement_is_ignored() -> None:
 
 
 def test_degraded_nodes_are_named_and_filtered() -> None:
-    from coordinator.registry import QualityThresholds
+    from qb2.coordinator.registry import QualityThresholds
 
     clock = Clock()
     registry = Registry(ttl_s=10, clock=clock, thresholds=QualityThresholds(min_gate_2q=0.98, max_rtt_s=0.05,

@@ -1,6 +1,6 @@
 """Reservation windows are given back however a job ends (FR-005, issue 11 defect 7).
 
-The nodes here are real :class:`service_node.ledger.ReservationLedger` objects
+The nodes here are real :class:`qb2.service_node.ledger.ReservationLedger` objects
 behind a transport that mirrors ``ServiceNode.handle_reserve`` (reserve /
 release) and ``handle_stream`` (an execution consumes its window), so "no
 window left behind" is checked on the nodes' own ledgers, not on the
@@ -17,17 +17,17 @@ import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from compiler import PlannerOptions, parse_qasm, plan_circuit
-from coordinator.config import load_settings
-from coordinator.jobs import JobState
-from coordinator.registry import Registry
-from coordinator.reservations import Reserver, open_windows
-from coordinator.service import CoordinatorService, Submission
-from coordinator.store import JobStore
-from experiments.circuits import benchmark_circuit
-from protocol.execute import ExecuteRequest, ExecuteResponse
-from protocol.reservation import ReserveRequest, ReserveResponse
-from service_node.ledger import ReservationLedger
+from qb2.compiler import PlannerOptions, parse_qasm, plan_circuit
+from qb2.coordinator.config import load_settings
+from qb2.coordinator.jobs import JobState
+from qb2.coordinator.registry import Registry
+from qb2.coordinator.reservations import Reserver, open_windows
+from qb2.coordinator.service import CoordinatorService, Submission
+from qb2.coordinator.store import JobStore
+from qb2.experiments.circuits import benchmark_circuit
+from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
+from qb2.protocol.reservation import ReserveRequest, ReserveResponse
+from qb2.service_node.ledger import ReservationLedger
 from tests.conftest import InProcessCluster
 
 
@@ -252,7 +252,7 @@ def test_offers_per_fragment_are_bounded(max_offers: int) -> None:
         assert out.granted == {} and out.refused == {}
 
     def plan_op():  # type: ignore[no-untyped-def]
-        from protocol.reservation import OperationSummary
+        from qb2.protocol.reservation import OperationSummary
 
         return OperationSummary(gates={}, qubits=1, estimated_duration_s=0.0)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from coordinator.client import Client
-from coordinator.cluster import LocalCluster, NodeSpec
-from experiments.circuits import benchmark_circuit
+from qb2.coordinator.client import Client
+from qb2.coordinator.cluster import LocalCluster, NodeSpec
+from qb2.experiments.circuits import benchmark_circuit
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +87,7 @@ def test_cancelled_jobs_leave_no_window_on_the_nodes_and_offers_are_bounded(tmp_
                 if job_id not in seen and state in when[job_id]:
                     seen[job_id] = state
                     assert client.cancel(job_id)["state"] == "CANCELLED"
-                assert state not in ("COMPLETED", "FAILED"), (job_id, state)
+                assert state not in ("COMPLETED", "FAILED"), client.status(job_id)
         checked_at = time.time()
         granted, closed = node_ledger_from_logs(cluster.log_dir)
         events = {j: client._call("GET", f"/api/v1/jobs/{j}/reservations") for j in (first, second)}

@@ -20,22 +20,22 @@ from hypothesis import strategies as st
 from qiskit import QuantumCircuit
 from qiskit.quantum_info import Operator
 
-from compiler import (
+from qb2.compiler import (
     CircuitIR,
     InfeasiblePlanError,
     PlannerOptions,
     plan_circuit,
     routing,
 )
-from compiler.ir import Measurement, Operation
-from compiler.routing import (
+from qb2.compiler.ir import Measurement, Operation
+from qb2.compiler.routing import (
     fragment_routing_swaps,
     local_ops,
     placement_order,
     restrict,
     route_fragment,
 )
-from protocol.advert import ServiceAdvertisement
+from qb2.protocol.advert import ServiceAdvertisement
 
 REPO = Path(__file__).resolve().parents[1]
 #: fake_manila's map, both directions of a line 0-1-2-3-4 (what its node advertises).
@@ -166,8 +166,8 @@ def test_plan_json_is_deterministic_and_independent_of_the_cache() -> None:
 
 def test_plan_json_identical_across_hash_seeds() -> None:
     script = textwrap.dedent("""
-        from compiler import CircuitIR, PlannerOptions, plan_circuit
-        from compiler.ir import Operation
+        from qb2.compiler import CircuitIR, PlannerOptions, plan_circuit
+        from qb2.compiler.ir import Operation
         from tests.test_routing import FAN_OUT, node
         ir = CircuitIR(num_qubits=5, num_clbits=0, operations=FAN_OUT * 3)
         print(plan_circuit(ir, [node(), node(None, ident="F", qubits=2)], PlannerOptions(max_fragment_qubits=5)).to_json())

@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 import trio
 
-from compiler import PlannerOptions, parse_qasm, plan_circuit
-from coordinator.config import load_settings
-from coordinator.jobs import JobState
-from coordinator.registry import Registry
-from coordinator.runtime import FragmentFailed, execute_plan
-from coordinator.service import CoordinatorService, Submission
-from coordinator.store import JobStore
-from experiments.circuits import benchmark_circuit
-from protocol.execute import ExecuteError, ExecuteResponse
+from qb2.compiler import PlannerOptions, parse_qasm, plan_circuit
+from qb2.coordinator.config import load_settings
+from qb2.coordinator.jobs import JobState
+from qb2.coordinator.registry import Registry
+from qb2.coordinator.runtime import FragmentFailed, execute_plan
+from qb2.coordinator.service import CoordinatorService, Submission
+from qb2.coordinator.store import JobStore
+from qb2.experiments.circuits import benchmark_circuit
+from qb2.protocol.execute import ExecuteError, ExecuteResponse
 from tests.conftest import InProcessCluster
 
 
@@ -79,7 +79,7 @@ async def test_fallback_replans_without_the_failed_node_and_continues_the_state(
     from qiskit import transpile
     from qiskit_aer import AerSimulator
 
-    from compiler.export import to_quantum_circuit
+    from qb2.compiler.export import to_quantum_circuit
 
     circuit = benchmark_circuit("qft", 6)
     calls: list[str] = []

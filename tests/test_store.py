@@ -7,9 +7,9 @@ from pathlib import Path
 
 from yoyo import get_backend, read_migrations
 
-from coordinator.jobs import ErrorInfo, FragmentRecord, JobRecord, JobResult, JobState
-from coordinator.store import JobStore, migrate
-from migrations import MIGRATIONS_DIR
+from qb2.coordinator.jobs import ErrorInfo, FragmentRecord, JobRecord, JobResult, JobState
+from qb2.coordinator.store import JobStore, migrate
+from qb2.migrations import MIGRATIONS_DIR
 
 
 def job(job_id: str, created: float) -> JobRecord:
@@ -72,7 +72,7 @@ def test_migrations_roll_back_and_reapply(tmp_path: Path) -> None:
 
 async def test_migration_round_trip_keeps_the_data(tmp_path: Path) -> None:
     """up -> down -> up on a database with jobs (issue 5): the rows survive, new columns get defaults."""
-    from coordinator.store import downgrade, migration_status
+    from qb2.coordinator.store import downgrade, migration_status
 
     db = tmp_path / "r.db"
     store = JobStore(db)
@@ -91,7 +91,7 @@ async def test_migration_round_trip_keeps_the_data(tmp_path: Path) -> None:
 
 
 async def test_metric_snapshots_are_persisted(tmp_path: Path) -> None:
-    from coordinator.metrics import Metrics
+    from qb2.coordinator.metrics import Metrics
 
     metrics = Metrics()
     metrics.job_finished("COMPLETED", 0.5)
