@@ -1,4 +1,4 @@
-"""``python -m experiments run --suite smoke --seed 7 --out DIR``: the FR-013 experiment harness CLI.
+"""``python -m qb2.experiments run --suite smoke --seed 7 --out DIR``: the FR-013 experiment harness CLI.
 
 ``qb2 experiment run ...`` (coordinator/cli.py) is the same command: it hands
 its arguments to :func:`main`, so both share this one parser and code path.
@@ -50,7 +50,7 @@ def build_parser(prog: str = "python -m qb2.experiments") -> argparse.ArgumentPa
 
 
 def add_run_arguments(run: argparse.ArgumentParser) -> None:
-    """The options of ``run`` (shared by ``python -m experiments run`` and ``qb2 experiment run``)."""
+    """The options of ``run`` (shared by ``python -m qb2.experiments run`` and ``qb2 experiment run``)."""
     suites = "; ".join(f"{name}: {len(s.circuits)} circuits"
                        + (f" + {','.join(s.widest)} at the width limit" if s.widest else "")
                        + f" x {s.repeats} repeats, scenarios {','.join(s.scenarios)}" for name, s in SUITES.items())

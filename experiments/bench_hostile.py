@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from qb2.coordinator.cluster import LocalCluster, NodeSpec
+from qb2.client.cluster import LocalCluster, NodeSpec
 from qb2.experiments.stats import percentile
 
 

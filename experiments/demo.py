@@ -3,7 +3,7 @@
 Starts one coordinator and N service-node processes on 127.0.0.1, waits for
 discovery, submits the demo circuits over HTTP, waits for them, prints one row
 per job, and stops the cluster (no orphan processes: see
-:mod:`qb2.coordinator.cluster`).
+:mod:`qb2.client.cluster`).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from qb2.coordinator.client import Client
-from qb2.coordinator.cluster import DEFAULT_NODES, LocalCluster, NodeSpec
+from qb2.client.http import Client
+from qb2.client.cluster import DEFAULT_NODES, LocalCluster, NodeSpec
 from qb2.experiments.circuits import DEMO_SET, benchmark_circuit
 
 

@@ -1,6 +1,6 @@
 """Experiment harness (FR-013): distributed vs centralized runs of benchmark circuits under faults.
 
-Distributed mode starts a real :class:`qb2.coordinator.cluster.LocalCluster` (one
+Distributed mode starts a real :class:`qb2.client.cluster.LocalCluster` (one
 coordinator and N service-node processes on loopback) per scenario and submits
 every circuit over the HTTP API. The centralized baseline runs the same parsed
 circuit in-process as ONE monolithic simulated QPU (the same node handler code,
@@ -97,8 +97,8 @@ from qb2.compiler import parse_qasm
 from qb2.compiler.capability import has_entangler
 from qb2.compiler.cost import DEFAULT_LINK_RTT_S
 from qb2.compiler.planner import PlannerOptions, choose_representation
-from qb2.coordinator.client import ApiError, Client
-from qb2.coordinator.cluster import LocalCluster, NodeSpec
+from qb2.client.http import ApiError, Client
+from qb2.client.cluster import LocalCluster, NodeSpec
 from qb2.coordinator.config import load_settings
 from qb2.coordinator.fidelity import (
     IDEAL_MAX_QUBITS,

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from qb2.coordinator.client import Client
-from qb2.coordinator.cluster import LocalCluster, NodeSpec, _die_with_parent, _wait_for_file
+from qb2.client.http import Client
+from qb2.client.cluster import LocalCluster, NodeSpec, _die_with_parent, _wait_for_file
 from qb2.experiments.circuits import benchmark_circuit
 from qb2.protocol.transport import load_or_create_identity
 
@@ -40,7 +40,7 @@ def test_only_allowed_nodes_register_and_jobs_still_run(tmp_path: Path) -> None:
             ready = tmp_path / "run" / f"node-{spec.name}.json"
             with open(cluster.log_dir / f"node-{spec.name}.log", "ab") as out:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "qb2.coordinator.cli", "node", *spec.args(),
+                    [sys.executable, "-m", "qb2.service_node", *spec.args(),
                      "--bootstrap", cluster.coordinator_multiaddr, "--ready-file", str(ready)],
                     env=cluster.env, stdout=out, stderr=out, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
             cluster.procs[f"node-{spec.name}"] = proc

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qb2.coordinator.client import Client
+from qb2.client.http import Client
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ def children(pid: int) -> set[int]:
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_up_starts_a_cluster_and_stops_it_without_orphans(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qb2.coordinator.cli", "up", "--nodes", "2", "--api-port", "0", "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "qb2.client.cli", "up", "--nodes", "2", "--api-port", "0", "--data-dir", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
     )
     try:
@@ -46,7 +46,7 @@ def test_up_starts_a_cluster_and_stops_it_without_orphans(tmp_path: Path) -> Non
 
 def start_up(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qb2.coordinator.cli", "up", "--nodes", "1", "--api-port", "0", "--data-dir", str(tmp_path),
+        [sys.executable, "-m", "qb2.client.cli", "up", "--nodes", "1", "--api-port", "0", "--data-dir", str(tmp_path),
          *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy(),
     )
@@ -58,8 +58,8 @@ def start_up(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
 
 
 def coordinator_child(pid: int) -> int:
-    """The pid of ``qb2 up``'s coordinator daemon (argv: python -m qb2.coordinator.cli coordinator ...)."""
-    found = [c for c in children(pid) if Path(f"/proc/{c}/cmdline").read_bytes().split(b"\0")[3:4] == [b"coordinator"]]
+    """The pid of ``qb2 up``'s coordinator daemon (argv: python -m qb2.coordinator ...)."""
+    found = [c for c in children(pid) if Path(f"/proc/{c}/cmdline").read_bytes().split(b"\0")[2:3] == [b"qb2.coordinator"]]
     assert len(found) == 1, found
     return found[0]
 

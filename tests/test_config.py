@@ -71,10 +71,10 @@ def test_coordinator_start_with_bad_config_prints_the_key_not_a_traceback(tmp_pa
     bad = tmp_path / "bad.toml"
     bad.write_text("[runtime]\nmax_concurrent_jobs = 0\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("QB2_")}
-    done = subprocess.run([sys.executable, "-m", "qb2.coordinator.cli", "coordinator", "--config", str(bad)],
+    done = subprocess.run([sys.executable, "-m", "qb2.coordinator", "--config", str(bad)],
                           capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 2
     assert "runtime.max_concurrent_jobs = 0" in done.stderr and "Traceback" not in done.stderr
-    node = subprocess.run([sys.executable, "-m", "qb2.coordinator.cli", "node", "--profile", "nope"],
+    node = subprocess.run([sys.executable, "-m", "qb2.client.cli", "node", "--profile", "nope"],
                           capture_output=True, text=True, timeout=60, env=env)
     assert node.returncode == 2 and "unknown node profile" in node.stderr and "Traceback" not in node.stderr

@@ -20,8 +20,8 @@ from qiskit_ibm_runtime.fake_provider import FakeLagosV2, FakeManilaV2, FakeSher
 
 from qb2.compiler import CircuitIR, PlannerOptions, plan_circuit
 from qb2.compiler.ir import Measurement, Operation
-from qb2.coordinator.client import Client
-from qb2.coordinator.cluster import LocalCluster, _die_with_parent, _wait_for_file
+from qb2.client.http import Client
+from qb2.client.cluster import LocalCluster, _die_with_parent, _wait_for_file
 from qb2.protocol.advert import ServiceAdvertisement
 from qb2.protocol.execute import ClbitRegister, ExecuteRequest, GateOp
 from qb2.protocol.framing import encode_frame
@@ -420,7 +420,7 @@ def device_cluster(tmp_path_factory: pytest.TempPathFactory):
         cluster.log_dir.mkdir(parents=True, exist_ok=True)
         with open(cluster.log_dir / "node-manila.log", "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "qb2.coordinator.cli", "node", "--name", "manila-ideal",
+                [sys.executable, "-m", "qb2.service_node", "--name", "manila-ideal",
                  "--bootstrap", cluster.coordinator_multiaddr, "--ready-file", str(ready),
                  *cluster.admission_args("manila-ideal")],
                 env={**cluster.env, "QB2_NODE__DEVICE": "fake_manila", "QB2_NODE__DEVICE_NOISE": "false"},
@@ -478,7 +478,7 @@ def test_a_device_node_process_advertises_the_device_and_routes_correctly(device
 @pytest.mark.integration
 def test_cluster_of_device_nodes_via_the_cli_flag(tmp_path: Path) -> None:
     """``qb2 node --device`` (what ``qb2 up --devices`` starts) runs noisy device models end to end."""
-    from qb2.coordinator.cluster import NodeSpec
+    from qb2.client.cluster import NodeSpec
     from qb2.experiments.circuits import benchmark_circuit
 
     specs = [NodeSpec(d, None, device=d) for d in ("fake_manila", "fake_lima")]
@@ -487,7 +487,7 @@ def test_cluster_of_device_nodes_via_the_cli_flag(tmp_path: Path) -> None:
         job_id = client.submit(benchmark_circuit("ghz", 5).qasm, shots=2000, seed=3)["job_id"]
         assert client.wait(job_id, timeout_s=120)["state"] == "COMPLETED"
         result = client.result(job_id)
-        listing = subprocess.run([sys.executable, "-m", "qb2.coordinator.cli", "nodes", "--url", cluster.api_url],
+        listing = subprocess.run([sys.executable, "-m", "qb2.client.cli", "nodes", "--url", cluster.api_url],
                                  capture_output=True, text=True, timeout=60, check=True).stdout
     assert set(nodes) == {"fake_manila", "fake_lima"}
     # both are 5-qubit devices: a line (manila) and a T (lima), 4 undirected edges = 8 directed pairs

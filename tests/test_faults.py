@@ -21,8 +21,8 @@ import pytest
 import trio
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
-from qb2.coordinator.client import Client
-from qb2.coordinator.cluster import LocalCluster, NodeSpec
+from qb2.client.http import Client
+from qb2.client.cluster import LocalCluster, NodeSpec
 from qb2.protocol.control import FaultSpec
 from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
 from qb2.protocol.framing import FrameError
@@ -96,7 +96,7 @@ def test_config_faults_and_clear_refused(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 
 def test_cli_rejects_bad_fault_without_traceback() -> None:
-    done = subprocess.run([sys.executable, "-m", "qb2.coordinator.cli", "node", "--fault", "latency:soon"],
+    done = subprocess.run([sys.executable, "-m", "qb2.service_node", "--fault", "latency:soon"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "fault 'latency:soon'" in done.stderr and "Traceback" not in done.stderr
@@ -333,7 +333,7 @@ def test_cli_crash_fault_exits_with_137_after_the_delay(tmp_path: Path) -> None:
     ready = tmp_path / "ready.json"
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "qb2.coordinator.cli", "node", "--profile", "ideal", "--name", "doomed",
+        [sys.executable, "-m", "qb2.service_node", "--profile", "ideal", "--name", "doomed",
          "--data-dir", str(tmp_path), "--ready-file", str(ready), "--fault", "crash@0.5"],
         env={**os.environ, "QB2_CONFIG": ""}, capture_output=True, text=True, timeout=60,
     )

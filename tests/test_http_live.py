@@ -21,7 +21,7 @@ import httpx
 import pytest
 import trio
 
-from qb2.coordinator.cluster import LocalCluster, NodeSpec
+from qb2.client.cluster import LocalCluster, NodeSpec
 
 pytestmark = pytest.mark.integration
 

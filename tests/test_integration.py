@@ -18,8 +18,8 @@ from qiskit_aer import AerSimulator
 
 from qb2.compiler import parse_qasm
 from qb2.compiler.export import to_quantum_circuit
-from qb2.coordinator.client import Client
-from qb2.coordinator.cluster import LocalCluster, NodeSpec
+from qb2.client.http import Client
+from qb2.client.cluster import LocalCluster, NodeSpec
 from qb2.experiments.circuits import benchmark_circuit
 from qb2.protocol.advert import ServiceAdvertisement
 from qb2.protocol.transport import make_host, make_pubsub, load_or_create_identity
@@ -138,7 +138,7 @@ def test_cli_submit_wait_status_and_nodes(cluster: LocalCluster, tmp_path: Path)
     qasm = tmp_path / "ghz4.qasm"
     qasm.write_text(benchmark_circuit("ghz", 4, "qasm2").qasm)
     env = {**os.environ, "QB2_URL": cluster.api_url}
-    qb2 = [sys.executable, "-m", "qb2.coordinator.cli"]
+    qb2 = [sys.executable, "-m", "qb2.client.cli"]
     done = subprocess.run([*qb2, "submit", str(qasm), "--shots", "300", "--seed", "2", "--wait"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
@@ -193,7 +193,7 @@ def test_dry_run_plan_and_per_job_weights(cluster: LocalCluster, tmp_path: Path)
     assert floor.status_code in (200, 422)  # ideal nodes reach 1.0 only without teleport noise
     path = tmp_path / "qft6.qasm"
     path.write_text(qasm)
-    out = subprocess.run([sys.executable, "-m", "qb2.coordinator.cli", "plan", str(path), "--weight", "entanglement=50",
+    out = subprocess.run([sys.executable, "-m", "qb2.client.cli", "plan", str(path), "--weight", "entanglement=50",
                           "--weight", "latency=0"], capture_output=True, text=True,
                          timeout=60, env={**os.environ, "QB2_URL": cluster.api_url})
     assert out.returncode == 0, out.stderr

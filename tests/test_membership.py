@@ -23,8 +23,8 @@ import pytest
 import trio
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
-from qb2.coordinator.client import Client
-from qb2.coordinator.cluster import LocalCluster, NodeSpec, _die_with_parent, _wait_for_file
+from qb2.client.http import Client
+from qb2.client.cluster import LocalCluster, NodeSpec, _die_with_parent, _wait_for_file
 from qb2.experiments.circuits import benchmark_circuit
 from qb2.protocol.advert import ServiceAdvertisement
 from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
@@ -46,7 +46,7 @@ from qb2.service_node.config import NodeSettings
 from qb2.service_node.daemon import admitted_peers
 from tests.conftest import publish_adverts_until
 
-QB2 = [sys.executable, "-m", "qb2.coordinator.cli"]
+QB2 = [sys.executable, "-m", "qb2.client.cli"]
 
 
 # --------------------------------------------------------------------------- join tokens (unit)

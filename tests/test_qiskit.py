@@ -15,10 +15,10 @@ from qiskit.primitives import BaseSamplerV2
 from qiskit.providers import BackendV2, JobStatus, JobV1
 from qiskit_aer import AerSimulator
 
-from qb2.coordinator.client import ApiError
-from qb2.coordinator.cluster import LocalCluster, NodeSpec
+from qb2.client.http import ApiError
+from qb2.client.cluster import LocalCluster, NodeSpec
 from qb2.coordinator.jobs import JobState
-from qb2.coordinator.qiskit import (
+from qb2.client.qiskit import (
     AER_SEED_STRIDE,
     QB2Backend,
     QB2Job,

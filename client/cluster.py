@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from qb2.coordinator.client import Client
+from qb2.client.http import Client
 
 _PR_SET_PDEATHSIG = 1
 #: Lifetime of the join tokens a local cluster gives its nodes, in seconds (a year).
@@ -167,11 +167,12 @@ class LocalCluster:
         """Where each daemon's JSON log goes (``<name>.log``)."""
         return self.data_dir / "logs"
 
-    def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def _spawn(self, name: str, module: str, args: list[str]) -> subprocess.Popen[bytes]:
+        """Start ``python -m MODULE ARGS`` (a daemon: ``qb2.coordinator`` or ``qb2.service_node``)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(
-            [sys.executable, "-m", "qb2.coordinator.cli", *args], env=self.env, stdout=log, stderr=log,
+            [sys.executable, "-m", module, *args], env=self.env, stdout=log, stderr=log,
             stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )
         log.close()
@@ -188,10 +189,10 @@ class LocalCluster:
         """
         ready = self.data_dir / "run" / "coordinator.json"
         ready.unlink(missing_ok=True)
-        args = ["coordinator", "--api-port", str(self.api_port), "--ready-file", str(ready)]
+        args = ["--api-port", str(self.api_port), "--ready-file", str(ready)]
         if same_address and self.coordinator_multiaddr:
             args += ["--listen", self.coordinator_multiaddr.split("/p2p/")[0]]
-        proc = self._spawn("coordinator", args)
+        proc = self._spawn("coordinator", "qb2.coordinator", args)
         info = _wait_for_file(ready, proc, timeout_s)
         self.api_url = info["api_url"]
         self.coordinator_multiaddr = info["multiaddrs"][0]
@@ -200,8 +201,8 @@ class LocalCluster:
         """Start one node bootstrapped to the coordinator; returns its peer ID once it listens."""
         ready = self.data_dir / "run" / f"node-{spec.name}.json"
         ready.unlink(missing_ok=True)
-        proc = self._spawn(f"node-{spec.name}", [
-            "node", *spec.args(), "--bootstrap", self.coordinator_multiaddr, "--ready-file", str(ready),
+        proc = self._spawn(f"node-{spec.name}", "qb2.service_node", [
+            *spec.args(), "--bootstrap", self.coordinator_multiaddr, "--ready-file", str(ready),
             *self.admission_args(spec.name),
         ])
         peer_id = _wait_for_file(ready, proc, timeout_s)["peer_id"]

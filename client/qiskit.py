@@ -2,7 +2,7 @@
 
 Qiskit code runs on qb2 unchanged::
 
-    from qb2.coordinator.qiskit import QB2Backend, QB2Sampler
+    from qb2.client.qiskit import QB2Backend, QB2Sampler
 
     backend = QB2Backend("http://127.0.0.1:8700")
     counts = backend.run(qc, shots=2000, seed_simulator=7).result().get_counts()
@@ -12,9 +12,9 @@ Qiskit code runs on qb2 unchanged::
 
 Each circuit becomes one qb2 job: it is serialised with ``qiskit.qasm2.dumps``
 (``qiskit.qasm3.dumps`` when OpenQASM 2 cannot express it) and submitted
-through :class:`qb2.coordinator.client.Client` (``POST /api/v1/circuits/submit``).
+through :class:`qb2.client.http.Client` (``POST /api/v1/circuits/submit``).
 Submission happens in ``run()``, so a circuit the coordinator rejects (invalid,
-infeasible, no node) raises :class:`qb2.coordinator.client.ApiError` at once;
+infeasible, no node) raises :class:`qb2.client.http.ApiError` at once;
 ``result()`` polls until every job is final.
 
 Seeds: with ``seed_simulator=s`` the ``i``-th circuit of a ``run()`` call is
@@ -43,7 +43,7 @@ from qiskit.providers import BackendV2, JobError, JobStatus, JobV1, Options
 from qiskit.result import Result
 from qiskit.transpiler import Target
 
-from qb2.coordinator.client import FINAL_STATES, ApiError, Client
+from qb2.client.http import FINAL_STATES, ApiError, Client
 from qb2.protocol.ids import PROTOCOL_VERSION
 
 __all__ = ["QB2Backend", "QB2Job", "QB2JobError", "QB2Sampler", "QB2SamplerJob", "job_status"]
@@ -265,7 +265,7 @@ class QB2Job(JobV1):
 
         Raises:
             JobError: already submitted.
-            qb2.coordinator.client.ApiError: the coordinator rejected a circuit
+            qb2.client.http.ApiError: the coordinator rejected a circuit
                 (circuits before it stay submitted; their ids are in ``qb2_job_ids``).
             ValueError: a circuit has unbound parameters or bits outside registers.
         """
@@ -390,7 +390,7 @@ class QB2Backend(BackendV2):
 
     @property
     def client(self) -> Client:
-        """The underlying :class:`qb2.coordinator.client.Client`."""
+        """The underlying :class:`qb2.client.http.Client`."""
         return self._client
 
     def refresh(self) -> Target:
@@ -398,7 +398,7 @@ class QB2Backend(BackendV2):
 
         Raises:
             RuntimeError: no node is available.
-            qb2.coordinator.client.ApiError / httpx.HTTPError: the coordinator did not answer.
+            qb2.client.http.ApiError / httpx.HTTPError: the coordinator did not answer.
         """
         nodes = [n for n in self._client.nodes()["nodes"] if n.get("status") == "available"]
         if not nodes:
@@ -435,7 +435,7 @@ class QB2Backend(BackendV2):
             timeout_s: default wait of ``result()`` per job, seconds.
 
         Raises:
-            qb2.coordinator.client.ApiError: the coordinator rejected a circuit
+            qb2.client.http.ApiError: the coordinator rejected a circuit
                 (422 invalid / infeasible, 503 no node available).
             ValueError: unbound parameters, bits outside registers, unknown option.
         """
@@ -588,7 +588,7 @@ class QB2Sampler(BaseSamplerV2):
             shots: shots for pubs that do not set their own (default ``default_shots``).
 
         Raises:
-            qb2.coordinator.client.ApiError: the coordinator rejected a circuit.
+            qb2.client.http.ApiError: the coordinator rejected a circuit.
             ValueError: invalid pub (Qiskit's coercion), bits outside registers.
         """
         coerced = [SamplerPub.coerce(pub, self._default_shots if shots is None else shots) for pub in pubs]
