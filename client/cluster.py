@@ -138,7 +138,7 @@ class LocalCluster:
     def operator_identity(self) -> Path:
         """Identity key file of the cluster's operator tool; every node of the cluster serves its peer ID.
 
-        Load it with :func:`qb2.protocol.transport.load_or_create_identity` to send
+        Load it with :func:`qb2.daemon.host.load_or_create_identity` to send
         execute, reserve or control requests to a node directly (FR-019).
         """
         return self.data_dir / "operator" / "identity.key"
@@ -155,7 +155,7 @@ class LocalCluster:
             (valid a year), and the operator tool's peer ID.
         """
         from qb2.protocol.membership import issue_join_token, peer_id_of
-        from qb2.protocol.transport import load_or_create_identity
+        from qb2.daemon.host import load_or_create_identity
 
         coordinator = load_or_create_identity(self.data_dir / "coordinator" / "identity.key")
         node = peer_id_of(load_or_create_identity(self.data_dir / "nodes" / name / "identity.key"))

@@ -13,19 +13,24 @@ import time
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
-FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+from qb2.protocol.http import ErrorBody
+from qb2.protocol.jobs import FINAL_STATES
+
+__all__ = ["FINAL_STATES", "ApiError", "Client"]
 
 
 class ApiError(Exception):
     """The coordinator answered with an error; ``status``, ``code``, ``message`` and ``details`` say which."""
 
     def __init__(self, status: int, body: Any) -> None:
-        error = body.get("error", {}) if isinstance(body, dict) else {}
         self.status = status
-        self.code: str = error.get("code", "http_error")
-        self.message: str = error.get("message", str(body))
-        self.details: dict[str, Any] = error.get("details", {})
+        try:  # the API's error contract (qb2.protocol.http.ErrorBody); a proxy in between may answer otherwise
+            error = ErrorBody.model_validate(body).error
+            self.code, self.message, self.details = error.code, error.message, dict(error.details)
+        except ValidationError:
+            self.code, self.message, self.details = "http_error", str(body), {}
         super().__init__(f"HTTP {status} {self.code}: {self.message}")
 
 

@@ -23,7 +23,7 @@ def coordinator(
     """Run the coordinator daemon: libp2p host, registry, job workers and the HTTP API."""
     from qb2.coordinator.config import ConfigError, load_settings
     from qb2.coordinator.daemon import run_coordinator
-    from qb2.protocol.logfmt import configure_logging
+    from qb2.daemon.logfmt import configure_logging
 
     overrides: dict[str, Any] = {}
     try:
@@ -58,7 +58,7 @@ def join_token_cmd(
 
     from qb2.coordinator.config import ConfigError, load_settings
     from qb2.protocol.membership import DEFAULT_TTL_S, decode_join_token, issue_join_token, peer_id_of
-    from qb2.protocol.transport import load_or_create_identity
+    from qb2.daemon.host import load_or_create_identity
 
     try:
         root = data_dir or load_settings(config).data_dir

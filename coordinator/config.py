@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from qb2.protocol.settings import DiscoverySettings, P2PSettings, qb2_sources
+from qb2.daemon.settings import DiscoverySettings, P2PSettings, qb2_sources
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,

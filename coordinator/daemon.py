@@ -38,7 +38,7 @@ from qb2.protocol.advert import ServiceAdvertisement
 from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
 from qb2.protocol.ids import RESERVE_PROTOCOL_ID
 from qb2.protocol.reservation import ReserveRequest, ReserveResponse
-from qb2.protocol.transport import load_or_create_identity, make_host, make_pubsub
+from qb2.daemon.host import load_or_create_identity, make_host, make_pubsub
 
 log = logging.getLogger("qb2.coordinator")
 

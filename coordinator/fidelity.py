@@ -23,7 +23,7 @@ from qiskit.quantum_info import Statevector, hellinger_fidelity
 from qb2.compiler.capability import gate_arity
 from qb2.compiler.export import to_quantum_circuit
 from qb2.compiler.ir import CircuitIR
-from qb2.coordinator.jobs import FragmentRecord
+from qb2.protocol.jobs import FragmentRecord
 from qb2.protocol.advert import Fidelities
 
 #: Widest circuit whose ideal distribution we compute (2**20 amplitudes, ~16 MiB).

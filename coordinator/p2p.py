@@ -30,7 +30,8 @@ from qb2.protocol.advert import AdvertisementRejected, ServiceAdvertisement, par
 from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
 from qb2.protocol.framing import read_frame, write_frame
 from qb2.protocol.ids import ADVERT_TOPIC, EXECUTE_PROTOCOL_ID
-from qb2.protocol.membership import JoinTokenError, Membership, RateLimitedLog, verify_join_token
+from qb2.daemon.logfmt import RateLimitedLog
+from qb2.protocol.membership import JoinTokenError, Membership, verify_join_token
 
 log = logging.getLogger("qb2.coordinator.p2p")
 
@@ -97,7 +98,7 @@ class CoordinatorNetwork:
                                {"peer_id": peer_id, "code": code, "reason": reason, **extra})
 
     def note_unverified(self, forwarder: str, author: str, topics: list[str], reason: str) -> None:
-        """Pubsub hook (:func:`qb2.protocol.transport.make_pubsub`): an advertisement without a valid signature."""
+        """Pubsub hook (:func:`qb2.daemon.host.make_pubsub`): an advertisement without a valid signature."""
         if ADVERT_TOPIC in topics:
             self.reject(forwarder, reason, f"message on {ADVERT_TOPIC} is {reason.replace('_', ' ')}; "
                         "strict signing drops it", author=author)

@@ -7,7 +7,7 @@ import itertools
 
 import trio
 
-from qb2.coordinator.jobs import Priority
+from qb2.protocol.jobs import Priority
 
 
 class QueueFull(Exception):

@@ -27,7 +27,7 @@ import trio
 from qb2.compiler.ir import CircuitIR
 from qb2.compiler.plan import FragmentPlan, Plan
 from qb2.coordinator.handoff import Component, QuantumState
-from qb2.coordinator.jobs import FragmentRecord, FragmentStatus
+from qb2.protocol.jobs import FragmentRecord, FragmentStatus
 from qb2.protocol.execute import ClbitRegister, ExecuteRequest, ExecuteResponse, GateOp
 from qb2.protocol.state import pack_state, unpack_state
 

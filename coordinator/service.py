@@ -14,8 +14,9 @@ import dataclasses
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import trio
 
@@ -33,16 +34,19 @@ from qb2.compiler import (
 )
 from qb2.coordinator.config import Settings
 from qb2.coordinator.fidelity import estimated_fidelity, ideal_distribution, measured_fidelity
-from qb2.coordinator.jobs import ErrorInfo, FragmentRecord, JobOptions, JobRecord, JobResult, JobState, Priority
+from qb2.protocol.jobs import ErrorInfo, FragmentRecord, JobOptions, JobRecord, JobResult, JobState, Priority
 from qb2.coordinator.metrics import Metrics
 from qb2.coordinator.queue import JobQueue, QueueFull
 from qb2.coordinator.registry import Registry
 from qb2.coordinator.reservations import EventSink, ReserveCall, Reservations, Reserver, open_windows
 from qb2.coordinator.runtime import Execution, FragmentFailed, Invoker, RetryPolicy, execute_plan
 from qb2.coordinator.store import JobStore
+from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
+from qb2.protocol.reservation import ReserveRequest, ReserveResponse
 
 log = logging.getLogger("qb2.coordinator.jobs")
 
+T = TypeVar("T")
 
 #: API error code per exceeded ingestion limit (qb2.compiler.limits.LimitExceededError.limit).
 _LIMIT_CODES = {
@@ -111,6 +115,8 @@ class CoordinatorService:
         self.queue = JobQueue(settings.runtime.queue_capacity)
         self.metrics = Metrics()
         self._running: dict[str, trio.CancelScope] = {}  # job id -> scope of the worker running it
+        #: where transport calls run while workers run, outside every job's cancel scope (see _uninterrupted)
+        self._calls: trio.Nursery | None = None
         self._changed = trio.Event()  # set (and replaced) on every job state change
 
     @property
@@ -269,10 +275,91 @@ class CoordinatorService:
         self._changed = trio.Event()
 
     async def run_workers(self) -> None:
-        """Run ``runtime.max_concurrent_jobs`` workers until cancelled."""
-        async with trio.open_nursery() as nursery:
-            for _ in range(self.settings.runtime.max_concurrent_jobs):
-                nursery.start_soon(self._worker)
+        """Run ``runtime.max_concurrent_jobs`` workers until cancelled.
+
+        The nodes' transport calls of every job run in a nursery of their own
+        around the workers' (see :meth:`_uninterrupted`), cancelled only once the
+        workers are gone.
+        """
+        async with trio.open_nursery() as calls:
+            self._calls = calls
+            try:
+                async with trio.open_nursery() as nursery:
+                    for _ in range(self.settings.runtime.max_concurrent_jobs):
+                        nursery.start_soon(self._worker)
+            finally:
+                self._calls = None
+                calls.cancel_scope.cancel()
+
+    async def _uninterrupted(self, wait_s: float, call: Callable[..., Awaitable[T]], *args: object) -> T:
+        """``await call(*args)``, a request to a node, run so that cancelling the job never interrupts it.
+
+        Why: a libp2p request is not cancel-safe. All streams to a node share
+        one Noise-encrypted yamux connection, and Noise advances its nonce when
+        it encrypts a frame, before the write; a job cancelled while one of its
+        requests writes (opening the stream, negotiating the protocol, sending
+        the request) drops an encrypted frame, the node can no longer decrypt
+        the connection, and it is closed. Every other job's request on it then
+        fails ("failed to open a stream", "No valid connections available"): a
+        concurrent job's reservation fails and it is re-planned without the node,
+        or FAILED; the cancelled job's own releases are not delivered and its
+        windows stay active on the node (FR-005, FR-009).
+
+        So, while the workers run, the call runs in their ``_calls`` nursery,
+        outside the job's cancel scope. A cancelled caller stops waiting for it
+        after ``wait_s`` more seconds (shielded) and is cancelled; the call itself
+        finishes on its own, bounded by the transport's timeout, and its outcome
+        is dropped. A job processed outside :meth:`run_workers` calls directly.
+        """
+        calls = self._calls
+        if calls is None:
+            return await call(*args)
+        done = trio.Event()
+        outcome: list[tuple[bool, Any]] = []  # (ok, value or exception)
+
+        async def run() -> None:
+            try:
+                outcome.append((True, await call(*args)))
+            except Exception as exc:  # handed to the caller; BaseException (shutdown) propagates
+                outcome.append((False, exc))
+            finally:
+                done.set()
+
+        calls.start_soon(run)
+        try:
+            await done.wait()
+        except trio.Cancelled:
+            if wait_s > 0:
+                with trio.CancelScope(shield=True), trio.move_on_after(wait_s):
+                    await done.wait()
+            raise
+        if not outcome:
+            raise RuntimeError("the request was cancelled by the coordinator's shutdown")
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
+
+    async def _invoke(self, node_id: str, request: ExecuteRequest, payload: bytes) -> tuple[ExecuteResponse, bytes]:
+        """The ``invoke`` transport, uninterrupted (:meth:`_uninterrupted`).
+
+        A cancelled job does not wait for its running fragments: a late
+        execution finds its window released (the node runs it anyway) or
+        consumes it first, and the release then records ``consumed`` (FR-005).
+        """
+        return await self._uninterrupted(0.0, self.invoke, node_id, request, payload)
+
+    async def _reserve_call(self, node_id: str, request: ReserveRequest) -> ReserveResponse:
+        """The ``reserve`` transport, uninterrupted (:meth:`_uninterrupted`).
+
+        A job cancelled while a reserve request is in flight waits for its
+        answer (at most ``runtime.reserve_timeout_s``, the transport's own bound)
+        before it releases its windows: a release sent meanwhile on another
+        stream could reach the node before the request, be refused as unknown,
+        and leave the window the node then grants active (FR-005).
+        """
+        assert self.reserve is not None
+        return await self._uninterrupted(self.settings.runtime.reserve_timeout_s, self.reserve, node_id, request)
 
     async def _worker(self) -> None:
         while True:
@@ -358,9 +445,8 @@ class CoordinatorService:
         """
         if self.reserve is None:
             return plan, Reservations()
-        reserve = self.reserve
 
-        reserver = Reserver(reserve, self._reservation_sink(job_id),
+        reserver = Reserver(self._reserve_call, self._reservation_sink(job_id),
                             max_offers=self.settings.runtime.max_reservation_offers)
         refused: set[str] = set()
         for _ in range(self.settings.runtime.max_fallbacks + 1):
@@ -391,7 +477,8 @@ class CoordinatorService:
 
         consumed = {r.fragment_id for r in records if r.status == "DONE" and r.fallback == 0}
         with trio.CancelScope(shield=True), trio.move_on_after(10):
-            await Reserver(self.reserve, self._reservation_sink(job_id)).release(job_id, reservations, keep=consumed)
+            await Reserver(self._reserve_call, self._reservation_sink(job_id)).release(job_id, reservations,
+                                                                                     keep=consumed)
 
     async def _execute_with_fallback(
         self, job_id: str, job: JobRecord, ir: CircuitIR, plan: Plan, reservations: Reservations | None = None,
@@ -431,7 +518,7 @@ class CoordinatorService:
         while True:
             try:
                 execution = await execute_plan(
-                    current_plan, current_ir, self.invoke, job_id=job_id, shots=job.shots, seed=job.seed,
+                    current_plan, current_ir, self._invoke, job_id=job_id, shots=job.shots, seed=job.seed,
                     on_record=on_record, state=state, retry=policy,
                     fragment_prefix=f"fb{fallback}-" if fallback else "", on_retry=on_retry,
                     reservations={f: r for f, (_, r) in reservations.granted.items()}
@@ -500,7 +587,7 @@ class CoordinatorService:
             windows = open_windows(await self.store.reservation_events(job_id))
             if not windows:
                 return
-            reserver = Reserver(self.reserve, self._reservation_sink(job_id))
+            reserver = Reserver(self._reserve_call, self._reservation_sink(job_id))
             counts: dict[str, int] = {}
             with trio.move_on_after(self.settings.runtime.release_timeout_s) as bound:
                 counts = await reserver.release_open(windows)

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import trio
 from yoyo import get_backend, read_migrations
 
-from qb2.coordinator.jobs import (
+from qb2.protocol.jobs import (
     ErrorInfo,
     FragmentRecord,
     JobEvent,

@@ -1,6 +1,6 @@
 """Raw frame round trip over qb2's libp2p stack (Noise + yamux) on loopback: ``python -m qb2.experiments.bench_transport``.
 
-Two in-process hosts built by :func:`qb2.protocol.transport.make_host`; for each
+Two in-process hosts built by :func:`qb2.daemon.host.make_host`; for each
 payload size, a fresh stream per round trip carries one frame
 (:func:`qb2.protocol.framing.write_frame`) of that size to an echo handler and
 back, as an execute request carries a state to a node and the response
@@ -30,7 +30,7 @@ from pydantic import BaseModel
 
 from qb2.experiments.stats import percentile
 from qb2.protocol.framing import read_frame, write_frame
-from qb2.protocol.transport import make_host
+from qb2.daemon.host import make_host
 
 ECHO = TProtocol("/qb2-bench/echo/1.0.0")
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"

@@ -106,7 +106,7 @@ from qb2.coordinator.fidelity import (
     ideal_distribution,
     measured_fidelity,
 )
-from qb2.coordinator.jobs import FragmentRecord
+from qb2.protocol.jobs import FragmentRecord
 from qb2.experiments.circuits import BenchmarkCircuit, benchmark_circuit
 from qb2.experiments.suites import ALL_SCENARIOS, Suite
 from qb2.protocol.control import FaultSpec
@@ -340,7 +340,7 @@ def pin_identities(data_dir: Path, specs: Iterable[NodeSpec]) -> None:
     """Write fixed identity keys for the coordinator and each node under ``data_dir`` (NFR-001).
 
     The daemons load ``coordinator/identity.key`` and ``nodes/<name>/identity.key``
-    (see :func:`qb2.protocol.transport.load_or_create_identity`), so every cluster
+    (see :func:`qb2.daemon.host.load_or_create_identity`), so every cluster
     started on these specs has the same peer IDs.
 
     Raises:
@@ -536,7 +536,7 @@ def send_faults(cluster: LocalCluster, faults: Mapping[str, FaultSpec], timeout_
     import multiaddr
     from libp2p.peer.peerinfo import info_from_p2p_addr
 
-    from qb2.protocol.transport import load_or_create_identity, make_host
+    from qb2.daemon.host import load_or_create_identity, make_host
     from qb2.service_node.faults import send_fault
 
     targets = {name: (cluster.node_peer_ids[name],

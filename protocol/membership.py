@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import logging
 import math
 import time
 from typing import TYPE_CHECKING, Final, Literal
@@ -228,37 +227,3 @@ def bootstrap_peer_ids(multiaddrs: list[str]) -> set[str]:
             if key in ("p2p", "ipfs") and PEER_ID_RE.match(value):
                 found.add(value)
     return found
-
-
-class RateLimitedLog:
-    """Log repeated refusals without flooding: the first per key at WARNING, then at most one per ``interval_s``.
-
-    A suppressed line is counted and its count reported (``suppressed``) with
-    the next line logged for that key. At most ``max_keys`` keys are
-    remembered (the oldest is forgotten first), so a flood of fresh peer IDs
-    costs bounded memory.
-    """
-
-    def __init__(self, logger: logging.Logger, interval_s: float = 60.0, max_keys: int = 4096) -> None:
-        self.logger = logger
-        self.interval_s = interval_s
-        self.max_keys = max_keys
-        self._last: dict[tuple[str, ...], tuple[float, int]] = {}
-
-    def warning(self, key: tuple[str, ...], message: str, extra: dict[str, object]) -> bool:
-        """Log ``message`` at WARNING unless ``key`` was logged less than ``interval_s`` seconds ago.
-
-        Returns:
-            True when the line was written, False when it was suppressed (counted).
-        """
-        now = time.monotonic()
-        seen = self._last.get(key)
-        if seen is not None and now - seen[0] < self.interval_s:
-            self._last[key] = (seen[0], seen[1] + 1)
-            return False
-        if seen is None and len(self._last) >= self.max_keys:
-            self._last.pop(next(iter(self._last)))
-        self._last.pop(key, None)
-        self._last[key] = (now, 0)
-        self.logger.warning(message, extra={**extra, "suppressed": seen[1] if seen else 0})
-        return True

@@ -50,7 +50,7 @@ def node(
     except FaultSyntaxError as exc:
         fail(str(exc))
 
-    from qb2.protocol.logfmt import configure_logging
+    from qb2.daemon.logfmt import configure_logging
     from qb2.service_node.config import NodeConfigError, NodeSettings, load_node_settings
     from qb2.service_node.daemon import run_node
 
@@ -92,7 +92,7 @@ def node(
     settings = settings.model_copy(update=updates)
     if print_peer_id or settings.p2p.join_token:
         from qb2.protocol.membership import JoinTokenError, peer_id_of
-        from qb2.protocol.transport import load_or_create_identity
+        from qb2.daemon.host import load_or_create_identity
         from qb2.service_node.daemon import admitted_peers
 
         own = peer_id_of(load_or_create_identity(settings.state_dir / "identity.key"))

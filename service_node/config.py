@@ -19,7 +19,7 @@ from pydantic_settings import (
 
 from qb2.protocol.advert import Fidelities, GateTimes
 from qb2.protocol.control import FaultSpec
-from qb2.protocol.settings import DiscoverySettings, P2PSettings, qb2_sources
+from qb2.daemon.settings import DiscoverySettings, P2PSettings, qb2_sources
 
 
 class NodeProfile(BaseModel):

@@ -16,7 +16,7 @@ import pytest
 from qb2.client.http import Client
 from qb2.client.cluster import LocalCluster, NodeSpec, _die_with_parent, _wait_for_file
 from qb2.experiments.circuits import benchmark_circuit
-from qb2.protocol.transport import load_or_create_identity
+from qb2.daemon.host import load_or_create_identity
 
 pytestmark = pytest.mark.integration
 

@@ -14,7 +14,7 @@ import trio
 
 from qb2.coordinator.api import create_app
 from qb2.coordinator.config import load_settings
-from qb2.coordinator.jobs import Priority
+from qb2.protocol.jobs import Priority
 from qb2.coordinator.queue import JobQueue, QueueFull
 from qb2.coordinator.registry import Registry
 from qb2.coordinator.service import CoordinatorService

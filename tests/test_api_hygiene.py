@@ -23,7 +23,7 @@ with warnings.catch_warnings():  # starlette warns that its TestClient will move
 
 from qb2.coordinator.api import create_app
 from qb2.coordinator.config import load_settings
-from qb2.coordinator.jobs import Priority
+from qb2.protocol.jobs import Priority
 from qb2.coordinator.registry import Registry
 from qb2.coordinator.service import CoordinatorService, Submission
 from qb2.coordinator.store import JobStore

@@ -29,7 +29,7 @@ from qb2.protocol.framing import FrameError
 from qb2.protocol.ids import EXECUTE_PROTOCOL_ID, RESERVE_PROTOCOL_ID
 from qb2.protocol.reservation import OperationSummary, ReserveRequest, ReserveResponse
 from qb2.protocol.state import pack_state, zero_state
-from qb2.protocol.transport import load_or_create_identity, make_host
+from qb2.daemon.host import load_or_create_identity, make_host
 from qb2.service_node.config import NodeConfigError, load_node_settings
 from qb2.service_node.faults import (
     CRASH_EXIT_CODE,

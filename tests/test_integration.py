@@ -22,7 +22,7 @@ from qb2.client.http import Client
 from qb2.client.cluster import LocalCluster, NodeSpec
 from qb2.experiments.circuits import benchmark_circuit
 from qb2.protocol.advert import ServiceAdvertisement
-from qb2.protocol.transport import make_host, make_pubsub, load_or_create_identity
+from qb2.daemon.host import make_host, make_pubsub, load_or_create_identity
 from tests.conftest import publish_adverts_until
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from qiskit_aer import AerSimulator
 
 from qb2.client.http import ApiError
 from qb2.client.cluster import LocalCluster, NodeSpec
-from qb2.coordinator.jobs import JobState
+from qb2.protocol.jobs import JobState
 from qb2.client.qiskit import (
     AER_SEED_STRIDE,
     QB2Backend,

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from qb2.compiler import PlannerOptions, parse_qasm, plan_circuit
 from qb2.coordinator.config import load_settings
-from qb2.coordinator.jobs import JobState
+from qb2.protocol.jobs import JobState
 from qb2.coordinator.registry import Registry
 from qb2.coordinator.reservations import Reserver, open_windows
 from qb2.coordinator.service import CoordinatorService, Submission

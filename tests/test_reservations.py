@@ -104,5 +104,6 @@ def test_cancelled_jobs_leave_no_window_on_the_nodes_and_offers_are_bounded(tmp_
         assert coordinator_granted <= set(granted)
         assert {e["reservation_id"] for e in evs if e["kind"] in ("consumed", "released", "expired")} >= coordinator_granted
         per_fragment = Counter(e["fragment_id"] for e in evs if e["kind"] == "requested")
-        assert max(per_fragment.values()) <= 1 + 2, per_fragment  # max_reservation_offers = 2
+        # empty for a first job cancelled before its first request went out
+        assert max(per_fragment.values(), default=0) <= 1 + 2, per_fragment  # max_reservation_offers = 2
     assert not [e for e in small_events if e["kind"] == "rejected"], small_events  # no leftover window in its way

@@ -10,7 +10,7 @@ import trio
 
 from qb2.compiler import PlannerOptions, parse_qasm, plan_circuit
 from qb2.coordinator.config import load_settings
-from qb2.coordinator.jobs import JobState
+from qb2.protocol.jobs import JobState
 from qb2.coordinator.registry import Registry
 from qb2.coordinator.runtime import FragmentFailed, execute_plan
 from qb2.coordinator.service import CoordinatorService, Submission

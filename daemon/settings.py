@@ -1,7 +1,8 @@
 """Network settings both daemons read from the same config file (FR-001, FR-002, FR-011).
 
-They live in ``protocol/`` because coordinator and nodes must agree on them:
-a registry TTL shorter than the advertisement interval would flap every node.
+Both daemons load them, so they live in :mod:`qb2.daemon`, below both; coordinator
+and nodes must agree on them: a registry TTL shorter than the advertisement
+interval would flap every node.
 """
 
 from __future__ import annotations

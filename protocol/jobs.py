@@ -25,6 +25,10 @@ class JobState(StrEnum):
         return self in (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 
 
+#: The states no job leaves (strings compare equal to them: ``"FAILED" in FINAL_STATES``).
+FINAL_STATES = frozenset(state for state in JobState if state.final)
+
+
 class Priority(StrEnum):
     """Queue priority (FR-009): higher priorities leave the queue first; FIFO within one."""
 
