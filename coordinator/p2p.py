@@ -19,8 +19,7 @@ from typing import TypeVar
 from collections.abc import Awaitable, Callable
 
 import trio
-from libp2p.abc import IHost, INetStream
-from libp2p.custom_types import TProtocol
+from libp2p.abc import IHost
 from libp2p.peer.id import ID
 from libp2p.pubsub.pubsub import Pubsub
 from pydantic import BaseModel
@@ -28,8 +27,8 @@ from pydantic import BaseModel
 from qb2.coordinator.registry import Registry
 from qb2.protocol.advert import AdvertisementRejected, ServiceAdvertisement, parse_advertisement
 from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
-from qb2.protocol.framing import read_frame, write_frame
 from qb2.protocol.ids import ADVERT_TOPIC, EXECUTE_PROTOCOL_ID
+from qb2.daemon import streams
 from qb2.daemon.logfmt import RateLimitedLog
 from qb2.protocol.membership import JoinTokenError, Membership, verify_join_token
 
@@ -137,31 +136,17 @@ class CoordinatorNetwork:
         """Send one fragment to ``node_id`` and wait for its response.
 
         Returns:
-            ``(response header, response payload, round-trip seconds)``.
+            ``(response header, response payload, round-trip seconds)``; the
+            round trip includes opening and closing the stream.
 
         Raises:
             InvocationError: no connection, stream failure, malformed response,
                 or no answer within ``timeout_s`` seconds.
         """
         started = time.perf_counter()
-        stream = None
-        try:
-            with trio.fail_after(timeout_s):
-                stream = await self.host.new_stream(ID.from_base58(node_id), [TProtocol(EXECUTE_PROTOCOL_ID)])
-                await write_frame(stream, request, payload)
-                header, out = await read_frame(stream, ExecuteResponse, max_payload=self.max_frame_bytes)
-        except BaseException as exc:
-            if stream is not None:  # free the stream and any late reply buffered for it
-                await _reset(stream)
-            if isinstance(exc, trio.TooSlowError):
-                raise InvocationError(f"node {node_id} did not answer within {timeout_s} s") from None
-            if isinstance(exc, Exception):
-                raise InvocationError(f"node {node_id} unreachable: {type(exc).__name__}: {exc}") from exc
-            raise  # cancellation
-        with trio.move_on_after(1):
-            await stream.close()
+        header, out = await self._exchange(node_id, EXECUTE_PROTOCOL_ID, request, ExecuteResponse, payload=payload,
+                                           timeout_s=timeout_s, max_payload=self.max_frame_bytes, what="")
         return header, out, time.perf_counter() - started
-
 
     async def request(self, node_id: str, protocol_id: str, request: BaseModel, response_model: type[M],
                       timeout_s: float) -> M:
@@ -170,29 +155,18 @@ class CoordinatorNetwork:
         Raises:
             InvocationError: unreachable, malformed answer, or no answer within ``timeout_s``.
         """
-        stream = None
-        try:
-            with trio.fail_after(timeout_s):
-                stream = await self.host.new_stream(ID.from_base58(node_id), [TProtocol(protocol_id)])
-                await write_frame(stream, request)
-                header, _ = await read_frame(stream, response_model, max_payload=0)
-        except BaseException as exc:
-            if stream is not None:
-                await _reset(stream)
-            if isinstance(exc, trio.TooSlowError):
-                raise InvocationError(f"node {node_id} did not answer {protocol_id} within {timeout_s} s") from None
-            if isinstance(exc, Exception):
-                raise InvocationError(f"node {node_id} unreachable: {type(exc).__name__}: {exc}") from exc
-            raise
-        with trio.move_on_after(1):
-            await stream.close()
+        header, _ = await self._exchange(node_id, protocol_id, request, response_model, payload=b"",
+                                         timeout_s=timeout_s, max_payload=0, what=f"{protocol_id} ")
         return header
 
-
-async def _reset(stream: INetStream) -> None:
-    """Reset ``stream`` even while the caller is being cancelled (bounded to 1 s)."""
-    with trio.CancelScope(shield=True), trio.move_on_after(1):
+    async def _exchange(self, node_id: str, protocol_id: str, request: BaseModel, response_model: type[M], *,
+                        payload: bytes, timeout_s: float, max_payload: int, what: str) -> tuple[M, bytes]:
+        """:func:`qb2.daemon.streams.request`, its errors raised as :class:`InvocationError`
+        (``what`` names the request in the timeout message); cancellation propagates."""
         try:
-            await stream.reset()
-        except Exception as exc:  # already gone
-            log.debug("stream reset failed", extra={"reason": repr(exc)})
+            return await streams.request(self.host, node_id, protocol_id, request, response_model, payload=payload,
+                                         timeout_s=timeout_s, max_payload=max_payload)
+        except trio.TooSlowError:
+            raise InvocationError(f"node {node_id} did not answer {what}within {timeout_s} s") from None
+        except Exception as exc:
+            raise InvocationError(f"node {node_id} unreachable: {type(exc).__name__}: {exc}") from exc

@@ -1,10 +1,11 @@
 """Raw frame round trip over qb2's libp2p stack (Noise + yamux) on loopback: ``python -m qb2.experiments.bench_transport``.
 
 Two in-process hosts built by :func:`qb2.daemon.host.make_host`; for each
-payload size, a fresh stream per round trip carries one frame
-(:func:`qb2.protocol.framing.write_frame`) of that size to an echo handler and
-back, as an execute request carries a state to a node and the response
-carries it back. Prints the median and P95 round trip in milliseconds over
+payload size, a fresh stream per round trip carries one frame of that size to
+an echo handler and back, through the same helpers the daemons use
+(:func:`qb2.daemon.streams.request` and :func:`qb2.daemon.streams.respond`),
+as an execute request carries a state to a node and the response carries it
+back. Prints the median and P95 round trip in milliseconds over
 ``--repeats`` trips (after 5 warm-up trips).
 
 Why it exists: the per-fragment orchestration overhead (NFR-003) grows with
@@ -29,11 +30,14 @@ from libp2p.peer.peerinfo import info_from_p2p_addr
 from pydantic import BaseModel
 
 from qb2.experiments.stats import percentile
-from qb2.protocol.framing import read_frame, write_frame
+from qb2.daemon import streams
 from qb2.daemon.host import make_host
+from qb2.protocol.framing import read_frame
 
 ECHO = TProtocol("/qb2-bench/echo/1.0.0")
 LOOPBACK = "/ip4/127.0.0.1/tcp/0"
+MAX_PAYLOAD = 1 << 30  # bytes
+TIMEOUT_S = 60.0  # one round trip, seconds
 
 
 class _Header(BaseModel):
@@ -41,9 +45,8 @@ class _Header(BaseModel):
 
 
 async def _echo(stream: INetStream) -> None:
-    _, payload = await read_frame(stream, _Header, max_payload=1 << 30)
-    await write_frame(stream, _Header(size=len(payload)), payload)
-    await stream.close()
+    _, payload = await read_frame(stream, _Header, max_payload=MAX_PAYLOAD)
+    await streams.respond(stream, _Header(size=len(payload)), payload)
 
 
 async def round_trips(size: int, repeats: int) -> list[float]:
@@ -53,14 +56,13 @@ async def round_trips(size: int, repeats: int) -> list[float]:
             server.run(listen_addrs=[multiaddr.Multiaddr(LOOPBACK)]):
         server.set_stream_handler(ECHO, _echo)
         await client.connect(info_from_p2p_addr(server.get_addrs()[0]))
+        server_id = server.get_id().to_base58()
         payload = bytes(size)
         times = []
         for _ in range(repeats + 5):
             start = time.perf_counter()
-            stream = await client.new_stream(server.get_id(), [ECHO])
-            await write_frame(stream, _Header(size=size), payload)
-            _, back = await read_frame(stream, _Header, max_payload=1 << 30)
-            await stream.close()
+            _, back = await streams.request(client, server_id, ECHO, _Header(size=size), _Header, payload=payload,
+                                            timeout_s=TIMEOUT_S, max_payload=MAX_PAYLOAD)
             times.append(time.perf_counter() - start)
             if len(back) != size:
                 raise RuntimeError(f"echo returned {len(back)} bytes, sent {size}")

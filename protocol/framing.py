@@ -6,6 +6,9 @@ Layout of one frame (all integers big-endian, unsigned)::
 
 The reader enforces ``max_header`` and ``max_payload`` before allocating, so a
 peer cannot make us buffer more than the configured limits.
+
+One request/response exchange around these frames (open the stream, bound it
+in time, reset it on failure, close it) is :mod:`qb2.daemon.streams`.
 """
 
 from __future__ import annotations

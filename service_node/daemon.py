@@ -46,11 +46,12 @@ from pydantic import BaseModel
 from qb2.protocol.advert import Fidelities, ServiceAdvertisement
 from qb2.protocol.control import ControlResponse, FaultSpec
 from qb2.protocol.execute import ExecuteError, ExecuteRequest, ExecuteResponse
-from qb2.protocol.framing import DEFAULT_MAX_HEADER, FrameError, read_frame, write_frame
+from qb2.protocol.framing import DEFAULT_MAX_HEADER, FrameError, read_frame
 from qb2.protocol.ids import ADVERT_TOPIC, CONTROL_PROTOCOL_ID, EXECUTE_PROTOCOL_ID, RESERVE_PROTOCOL_ID
 from qb2.daemon.logfmt import RateLimitedLog
 from qb2.protocol.membership import bootstrap_peer_ids, check_own_join_token
 from qb2.protocol.reservation import LedgerEvent, OperationSummary, ReserveRequest, ReserveResponse
+from qb2.daemon import streams
 from qb2.daemon.host import load_or_create_identity, make_host, make_pubsub
 from qb2.service_node.config import NodeSettings
 from qb2.service_node.faults import DropRequest, FaultInjector, format_fault
@@ -198,7 +199,7 @@ class ServiceNode:
             await self.faults.before_execute()
         except DropRequest as exc:
             log.warning("dropped execute request", extra={**ids, "reason": str(exc)})
-            await _reset(stream)
+            await streams.reset(stream)
             return
         if request.reservation_id is not None:
             if self.ledger.consume(request.reservation_id):
@@ -343,21 +344,8 @@ def _log_expiry(event: LedgerEvent) -> None:
 
 
 async def _reply(stream: INetStream, header: BaseModel, payload: bytes) -> None:
-    try:
-        with trio.fail_after(60):
-            await write_frame(stream, header, payload)
-            await stream.close()
-    except Exception as exc:  # the requester went away; free the stream
-        log.warning("could not send response", extra={"response": type(header).__name__, "reason": repr(exc)})
-        await _reset(stream)
-
-
-async def _reset(stream: INetStream) -> None:
-    with trio.move_on_after(1):
-        try:
-            await stream.reset()
-        except Exception:  # already closed
-            pass
+    """Answer on ``stream`` and close it (:func:`qb2.daemon.streams.respond`; a failure logged here)."""
+    await streams.respond(stream, header, payload, logger=log)
 
 
 async def run_node(

@@ -40,7 +40,6 @@ import trio
 from pydantic import BaseModel, ValidationError
 
 from qb2.protocol.control import ControlResponse, FaultSpec
-from qb2.protocol.framing import read_frame, write_frame
 from qb2.protocol.ids import CONTROL_PROTOCOL_ID
 
 if TYPE_CHECKING:
@@ -312,7 +311,8 @@ async def request_response(
     timeout_s: float = 10.0,
     max_payload: int = 0,
 ) -> M:
-    """One request frame out, one response frame back, on a new stream to ``peer_id``.
+    """One request frame out, one response frame back, on a new stream to ``peer_id``
+    (:func:`qb2.daemon.streams.request` without payloads; returns the response header).
 
     The host must already be connected to the peer (or know its addresses).
     Suits :data:`qb2.protocol.ids.RESERVE_PROTOCOL_ID` and
@@ -327,26 +327,10 @@ async def request_response(
         qb2.protocol.framing.FrameError: the stream closed or reset before a valid response.
         Exception: whatever libp2p raises when it cannot open the stream.
     """
-    from libp2p.custom_types import TProtocol
-    from libp2p.peer.id import ID
+    from qb2.daemon import streams  # here: parse_fault is imported before the CLI's heavy imports (libp2p)
 
-    with trio.fail_after(timeout_s):
-        stream = await host.new_stream(ID.from_base58(peer_id), [TProtocol(protocol_id)])
-        try:
-            await write_frame(stream, request)
-            response, _ = await read_frame(stream, response_model, max_payload=max_payload)
-        except BaseException:
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
-                try:
-                    await stream.reset()
-                except Exception:  # already gone
-                    pass
-            raise
-    with trio.move_on_after(1):
-        try:
-            await stream.close()
-        except Exception:  # the node closed first
-            pass
+    response, _ = await streams.request(host, peer_id, protocol_id, request, response_model,
+                                        timeout_s=timeout_s, max_payload=max_payload)
     return response
 
 

@@ -170,3 +170,62 @@ def test_transport_benchmark_round_trips_whole_frames_over_noise_and_yamux() -> 
 
     times = trio.run(round_trips, 300_000, 3)  # > yamux's 256 KiB initial window: window updates must flow
     assert len(times) == 3 and all(t > 0 for t in times)
+
+
+async def test_stream_request_round_trip_timeout_and_reset_on_real_hosts() -> None:
+    """qb2.daemon.streams over two loopback hosts (Noise + yamux): an answer; a silent peer (TooSlowError, and the
+    stream is reset, so the server's read ends); a peer that resets (FrameError); the coordinator's error mapping."""
+    import multiaddr
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.custom_types import TProtocol
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+
+    from qb2.coordinator.p2p import CoordinatorNetwork, InvocationError
+    from qb2.coordinator.registry import Registry
+    from qb2.daemon import streams
+    from qb2.daemon.host import make_host
+
+    echo, silent, rude = "/qb2-test/echo/1", "/qb2-test/silent/1", "/qb2-test/rude/1"
+    request = ExecuteRequest(job_id="j", fragment_id="f0", kind="readout", representation="statevector", num_qubits=1)
+    silent_ended = trio.Event()
+
+    async def serve_echo(stream) -> None:  # type: ignore[no-untyped-def]
+        header, payload = await read_frame(stream, ExecuteRequest)
+        await streams.respond(stream, header, payload[::-1])
+
+    async def serve_silent(stream) -> None:  # type: ignore[no-untyped-def]
+        await read_frame(stream, ExecuteRequest)
+        with pytest.raises(FrameError):  # the requester's reset ends the wait for more
+            await read_frame(stream, ExecuteRequest)
+        silent_ended.set()
+
+    async def serve_rude(stream) -> None:  # type: ignore[no-untyped-def]
+        await read_frame(stream, ExecuteRequest)
+        await streams.reset(stream)
+
+    client, server = make_host(create_new_key_pair()), make_host(create_new_key_pair())
+    loopback = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
+    async with client.run(listen_addrs=loopback), server.run(listen_addrs=loopback):
+        for protocol, handler in ((echo, serve_echo), (silent, serve_silent), (rude, serve_rude)):
+            server.set_stream_handler(TProtocol(protocol), handler)
+        await client.connect(info_from_p2p_addr(server.get_addrs()[0]))
+        peer = server.get_id().to_base58()
+        with trio.fail_after(20):
+            header, back = await streams.request(client, peer, echo, request, ExecuteRequest, payload=b"abc",
+                                                 timeout_s=5, max_payload=3)
+            assert header == request and back == b"cba"
+            with pytest.raises(FrameError, match="exceeds the 2-byte limit"):
+                await streams.request(client, peer, echo, request, ExecuteRequest, payload=b"abc",
+                                      timeout_s=5, max_payload=2)
+            with pytest.raises(trio.TooSlowError):
+                await streams.request(client, peer, silent, request, ExecuteRequest, timeout_s=0.3)
+            await silent_ended.wait()
+            with pytest.raises(FrameError, match="unread"):
+                await streams.request(client, peer, rude, request, ExecuteRequest, timeout_s=5)
+
+            network = CoordinatorNetwork(client, None, Registry(ttl_s=60), max_frame_bytes=2)  # type: ignore[arg-type]
+            with pytest.raises(InvocationError, match=f"did not answer {silent} within 0.3 s"):
+                await network.request(peer, silent, request, ExecuteRequest, timeout_s=0.3)
+            with pytest.raises(InvocationError, match="unreachable: FrameError: stream closed"):
+                await network.request(peer, rude, request, ExecuteRequest, timeout_s=5)
+            assert (await network.request(peer, echo, request, ExecuteRequest, timeout_s=5)) == request
