@@ -87,7 +87,9 @@ def test_every_node_dead_before_the_job_is_refused_at_reservation(tmp_path: Path
         events = client._call("GET", f"/api/v1/jobs/{job_id}/reservations")
     assert final["state"] == "FAILED" and final["error"]["code"] == "reservation_failed"
     refused = {e["node_id"] for e in events if e["kind"] == "rejected"}
-    assert refused == set(cluster.node_peer_ids.values())
+    # every node tried refused; a dead node whose advert went stale meanwhile is not tried at all
+    # (it left the registry), so the refusals are some of the nodes, at least one, never another peer
+    assert refused and refused <= set(cluster.node_peer_ids.values()), events
     assert elapsed < 10
 
 
