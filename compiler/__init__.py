@@ -19,10 +19,29 @@ Modules, one idea each:
 - :mod:`qb2.compiler.translation` — native gate counts after Qiskit translation.
 - :mod:`qb2.compiler.cost` — the cost model: terms, units, sources, weights.
 - :mod:`qb2.compiler.placement` — node capability views, "no node can run it" errors.
-- :mod:`qb2.compiler.search` — placement with qubit residency: exact DP, beam, baselines.
 - :mod:`qb2.compiler.routing` — SWAP routing on a node's coupling map (FR-016),
   shared with device nodes; the planner charges its SWAPs in the search.
-- :mod:`qb2.compiler.planner` — :func:`plan_circuit` and :class:`PlannerOptions`.
+
+Placement with qubit residency (the search and what it works on):
+
+- :mod:`qb2.compiler.problem` — the placement instance (:class:`Problem`), teleport/readout tables.
+- :mod:`qb2.compiler.transitions` — moving a fragment's qubits in; evictions (all, or Belady's).
+- :mod:`qb2.compiler.readout` — final residency of untouched qubits, terminal readout cost.
+- :mod:`qb2.compiler.evaluation` — replaying decisions: every teleport and cost term of a plan.
+- :mod:`qb2.compiler.search` — beam search, then exact branch and bound (layered DP).
+- :mod:`qb2.compiler.baselines` — first-fit, round-robin, greedy, the brute-force optimum.
+
+The planner, as named stages over one context (:mod:`qb2.compiler.stages`):
+
+- :mod:`qb2.compiler.options` — :class:`PlannerOptions`.
+- :mod:`qb2.compiler.checks` — usable nodes, tie order, representation, width and gate checks.
+- :mod:`qb2.compiler.placement_model` — translation tables, node costs, routing SWAPs, instances.
+- :mod:`qb2.compiler.fragmentations` — the candidate fragmentations and which nodes can run them.
+- :mod:`qb2.compiler.candidates` — solving one fragmentation: search plus baselines, ranking.
+- :mod:`qb2.compiler.fidelity_floor` — the ``min_fidelity`` multiplier ladder.
+- :mod:`qb2.compiler.assembly` — the :class:`Plan` of the chosen placement (readout fragment, totals).
+- :mod:`qb2.compiler.stages` — :class:`PlanningContext`, the stages (``STAGES``), ``run_stages``.
+- :mod:`qb2.compiler.planner` — :func:`plan_circuit` (all stages), ``planning_instances``.
 """
 
 if __name__ != "qb2.compiler":  # one import path only (issue 12): the folder is installed as qb2.compiler
@@ -38,7 +57,8 @@ from qb2.compiler.limits import IngestLimits, IngestStats, LimitExceededError
 from qb2.compiler.ir import CircuitIR, Measurement, Operation, Register
 from qb2.compiler.partition import split_fragments
 from qb2.compiler.plan import FragmentPlan, Plan
-from qb2.compiler.planner import PlannerOptions, plan_circuit
+from qb2.compiler.options import PlannerOptions
+from qb2.compiler.planner import plan_circuit
 
 __all__ = [
     "CircuitIR",

@@ -119,7 +119,8 @@ class Plan(BaseModel):
             weighted total ``qb2.compiler.cost.weighted(terms, weights)``.
         algorithm: how it was found: ``exact`` (optimal DP), ``beam(B)``, or
             a baseline name when a baseline was cheaper (see
-            :mod:`qb2.compiler.search`).
+            :mod:`qb2.compiler.candidates`), with ``+fidelity(x)`` or ``max-fidelity``
+            when the fidelity floor re-solved it (:mod:`qb2.compiler.fidelity_floor`).
         seed: the tie-breaking seed it was planned with.
         final_residency: per circuit qubit, the node it resides on at readout
             (untouched qubits are placed there for free); each measurement

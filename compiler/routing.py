@@ -54,8 +54,8 @@ A SWAP is 3 two-qubit gates (``SWAP = CX(a,b) CX(b,a) CX(a,b)``, Qiskit's
 quantum circuits for general two-qubit gates", PRA 69, 032315, 2004), each at
 the node's advertised 2-qubit fidelity and duration: it adds
 ``3 * -ln(gate_2q)`` nats of fidelity risk and ``3 * gate_2q_us`` of latency
-(``qb2.compiler.planner._Model.problem``). The 1-qubit gates a translation may add around a SWAP
-(direction fixes on ``ecr`` devices) are not counted.
+(``qb2.compiler.placement_model.PlacementModel.problem``). The 1-qubit gates a
+translation may add around a SWAP (direction fixes on ``ecr`` devices) are not counted.
 """
 
 from __future__ import annotations

@@ -45,16 +45,11 @@ import qiskit.qasm2
 
 from qb2.compiler import CircuitIR, PlannerOptions, parse_qasm, plan_circuit
 from qb2.compiler.ir import Measurement, Operation
-from qb2.compiler.planner import planning_instances
-from qb2.compiler.search import (
-    Problem,
-    brute_force,
-    evaluate,
-    first_fit,
-    greedy,
-    round_robin,
-    search,
-)
+from qb2.compiler.baselines import brute_force, first_fit, greedy, round_robin
+from qb2.compiler.evaluation import evaluate
+from qb2.compiler.problem import Problem
+from qb2.compiler.search import search
+from qb2.compiler.stages import PlanningContext, run_stages
 from qb2.experiments.stats import percentile
 from qb2.protocol.advert import ServiceAdvertisement
 
@@ -333,9 +328,11 @@ def bench_quality(seed: int, brute_limit: int) -> list[dict[str, object]]:
             nodes, links = random_nodes(rng, k, lo, lo + 2, ir.num_qubits)
             options = PlannerOptions(**links, statevector_max_qubits=32, density_matrix_max_qubits=10)
             t0 = time.perf_counter()
-            plan = plan_circuit(ir, nodes, options)
+            context = run_stages(PlanningContext(ir, nodes, options))  # plan_circuit's stages
             elapsed = time.perf_counter() - t0
-            instances = [p for _, p in planning_instances(ir, nodes, options)]
+            plan = context.plan
+            assert plan is not None
+            instances = list(context.problems)  # what its "search" stage solved, one per fragmentation
             problem = instances[0]  # the default fragmentation: what a naive planner would use
             ff = evaluate(problem, first_fit(problem))
             rr = evaluate(problem, round_robin(problem))

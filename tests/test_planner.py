@@ -28,10 +28,14 @@ from qiskit import QuantumCircuit, transpile
 from qiskit.circuit.library import get_standard_gate_name_mapping
 
 from qb2.compiler import CircuitIR, CostWeights, InfeasiblePlanError, Plan, PlannerOptions, plan_circuit
+from qb2.compiler.baselines import brute_force, first_fit, round_robin
 from qb2.compiler.cost import NodeCost, weighted
+from qb2.compiler.evaluation import evaluate
 from qb2.compiler.ir import Measurement, Operation
 from qb2.compiler.planner import planning_instances
-from qb2.compiler.search import Problem, brute_force, evaluate, first_fit, round_robin, search
+from qb2.compiler.problem import Problem
+from qb2.compiler.search import search
+from qb2.compiler.stages import STAGE_NAMES, PlanningContext, run_stages, stage
 from qb2.protocol.advert import ServiceAdvertisement
 
 REPO = Path(__file__).resolve().parents[1]
@@ -310,6 +314,44 @@ def test_plan_is_identical_across_runs_and_node_orders(instance, data) -> None: 
     shuffled = data.draw(st.permutations(nodes))
     assert plan_circuit(ir, shuffled, options).to_json() == plan.to_json()
     assert Plan.model_validate_json(plan.to_json()).to_json() == plan.to_json()
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(instance=instances())
+def test_stages_one_by_one_give_plan_circuits_plan(instance) -> None:  # type: ignore[no-untyped-def]
+    """The named stages run one at a time (issue 12) give plan_circuit's plan, or raise its error."""
+    ir, nodes, options = instance
+    try:
+        expected: str | InfeasiblePlanError = plan_circuit(ir, nodes, options).to_json()
+    except InfeasiblePlanError as exc:
+        expected = exc
+    context = PlanningContext(ir, nodes, options)
+    try:
+        for name in STAGE_NAMES:
+            stage(name)(context)
+    except InfeasiblePlanError as exc:
+        assert isinstance(expected, InfeasiblePlanError)
+        assert str(exc) == str(expected)
+        return
+    assert context.done == list(STAGE_NAMES)
+    assert context.plan is not None and context.plan.to_json() == expected
+    upto = run_stages(PlanningContext(ir, nodes, options), until="cost")
+    assert upto.done == list(STAGE_NAMES[: STAGE_NAMES.index("cost") + 1]) and upto.plan is None
+    def key(p: Problem) -> tuple[object, ...]:
+        return (p.frag_qubits, p.frag_cost, p.frag_order, p.tele_cost, p.measured)
+
+    assert [key(p) for _, p in planning_instances(ir, nodes, options)] == [key(p) for p in upto.problems]
+
+
+def test_stage_names_and_order_errors() -> None:
+    assert STAGE_NAMES == ("nodes", "representation", "total_width", "model", "gate_support", "partition",
+                           "cost", "search", "fidelity_floor", "assemble")
+    with pytest.raises(KeyError, match="no planner stage"):
+        stage("route")
+    ir = CircuitIR(num_qubits=1, num_clbits=0, operations=(Operation("h", (0,)),))
+    with pytest.raises(RuntimeError, match="'search' stage needs"):
+        stage("search")(PlanningContext(ir, []))
 
 
 # --------------------------------------------------------------------------- the search alone
