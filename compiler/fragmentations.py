@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from qb2.compiler.dag import FragmentDAG
 from qb2.compiler.ir import CircuitIR
 from qb2.compiler.partition import AcceptsFragment, split_fragments
-from qb2.compiler.placement import NodeView, no_candidate
+from qb2.compiler.placement import NodeCapability, no_candidate
 from qb2.compiler.placement_model import PlacementModel
 
 
-def accepts_predicate(views: Sequence[NodeView]) -> AcceptsFragment:
+def accepts_predicate(views: Sequence[NodeCapability]) -> AcceptsFragment:
     """Memoised "some node runs these gates at this width" predicate for the partitioner."""
     cache: dict[tuple[frozenset[str], int], bool] = {}
 
@@ -51,8 +51,8 @@ def fragmentations(ir: CircuitIR, model: PlacementModel, cap: int) -> list[Fragm
     return dags
 
 
-def check_fragments(ir: CircuitIR, dag: FragmentDAG, views: Sequence[NodeView],
-                    listed: Sequence[NodeView]) -> None:
+def check_fragments(ir: CircuitIR, dag: FragmentDAG, views: Sequence[NodeCapability],
+                    listed: Sequence[NodeCapability]) -> None:
     """Raise the diagnosis of the first fragment of ``dag`` that no node of ``views`` accepts.
 
     ``listed``: the same views in the order the error lists them (by ``node_id``).
@@ -66,7 +66,7 @@ def check_fragments(ir: CircuitIR, dag: FragmentDAG, views: Sequence[NodeView],
             raise no_candidate(fragment.fragment_id, gates, fragment.width, listed)
 
 
-def placeable(ir: CircuitIR, dag: FragmentDAG, views: Sequence[NodeView]) -> bool:
+def placeable(ir: CircuitIR, dag: FragmentDAG, views: Sequence[NodeCapability]) -> bool:
     """Whether some node of ``views`` accepts every fragment of ``dag``."""
     return all(
         any(v.accepts(frozenset(ir.operations[i].name for i in f.operation_indices), f.width)

@@ -38,7 +38,7 @@ def describe_native_sets(nodes: Sequence[ServiceAdvertisement]) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class NodeView:
+class NodeCapability:
     """What placement needs of one node: its advert and the circuit gates it supports."""
 
     advert: ServiceAdvertisement
@@ -51,7 +51,7 @@ class NodeView:
 
 
 def no_candidate(
-    fragment_id: str, gates: frozenset[str], width: int, views: Sequence[NodeView]
+    fragment_id: str, gates: frozenset[str], width: int, views: Sequence[NodeCapability]
 ) -> InfeasiblePlanError:
     """The error for a fragment no node accepts: names the gates or the width and the fix.
 

@@ -19,7 +19,7 @@ from qb2.compiler.cost import CostWeights, Terms, fragment_terms, node_cost
 from qb2.compiler.dag import FragmentDAG
 from qb2.compiler.ir import CircuitIR
 from qb2.compiler.options import PlannerOptions
-from qb2.compiler.placement import NodeView
+from qb2.compiler.placement import NodeCapability
 from qb2.compiler.problem import INF, Problem
 from qb2.compiler.routing import SWAP_TWO_QUBIT_GATES, fragment_routing_swaps
 from qb2.compiler.translation import NativeCount, native_counts
@@ -76,9 +76,9 @@ class PlacementModel:
             self._swaps[key] = fragment_routing_swaps((self.ir.operations[i] for i in operation_indices), coupling)
         return self._swaps[key]
 
-    def views(self) -> tuple[NodeView, ...]:
+    def views(self) -> tuple[NodeCapability, ...]:
         """Each node's advert with the circuit gates it supports, in the model's node order."""
-        return tuple(NodeView(a, s) for a, s in zip(self.adverts, self.supported, strict=True))
+        return tuple(NodeCapability(a, s) for a, s in zip(self.adverts, self.supported, strict=True))
 
     def problem(self, dag: FragmentDAG, weights: CostWeights) -> Problem:
         """The :class:`qb2.compiler.problem.Problem` of ``dag`` under ``weights`` (vectorised over nodes)."""
