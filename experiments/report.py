@@ -10,14 +10,9 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from qb2.experiments.harness import (
-    DROP_SLOWDOWN_S,
-    EXECUTE_TIMEOUT_S,
-    LATENCY_SPIKE_S,
-    STATE_COPIES,
-    RunRecord,
-    to_json_line,
-)
+from qb2.experiments.records import RunRecord, to_json_line
+from qb2.experiments.scenarios import DROP_SLOWDOWN_S, EXECUTE_TIMEOUT_S, LATENCY_SPIKE_S
+from qb2.experiments.widths import STATE_COPIES
 from qb2.experiments.stats import percentile
 
 #: NFR-003: the source spec's limits and our targets, seconds.

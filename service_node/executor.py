@@ -64,6 +64,7 @@ __all__ = [
     "GateOutcome",
     "ReadoutOutcome",
     "apply_gates",
+    "logical_circuit",
     "sample_readout",
     "translate",
 ]
@@ -220,7 +221,26 @@ def _gate_from_op(index: int, op: GateOp, num_qubits: int) -> Gate:
     return type(template)(*(float(p) for p in op.params))
 
 
-def _logical_circuit(ops: Sequence[GateOp], num_qubits: int) -> QuantumCircuit:
+def logical_circuit(ops: Sequence[GateOp], num_qubits: int) -> QuantumCircuit:
+    """The fragment as written: ``ops`` as Qiskit standard gates on ``num_qubits`` qubits, untranslated.
+
+    Validates every op as :func:`translate` does (the device models of
+    :mod:`qb2.service_node.devices` use it for that, and tests for reference
+    unitaries); no transpilation, no caching.
+
+    Args:
+        ops: gates in order; Qiskit standard gate names, qubit indices in
+            ``[0, num_qubits)``, params in radians.
+        num_qubits: width ``n`` of the circuit (not validated here: callers check it).
+
+    Returns:
+        A fresh ``QuantumCircuit`` of ``num_qubits`` qubits (one register ``q``).
+
+    Raises:
+        FragmentError: ``bad_request`` for an unknown or non-unitary gate, a
+            wrong number of qubits or params, a non-finite param, or a
+            repeated or out-of-range qubit index.
+    """
     qc = QuantumCircuit(QuantumRegister(num_qubits, "q"))
     for index, op in enumerate(ops):
         qc.append(_gate_from_op(index, op, num_qubits), list(op.qubits), copy=False)
@@ -229,7 +249,7 @@ def _logical_circuit(ops: Sequence[GateOp], num_qubits: int) -> QuantumCircuit:
 
 @lru_cache(maxsize=2048)
 def _translate_cached(ops: tuple[GateOp, ...], num_qubits: int, native: frozenset[str]) -> QuantumCircuit:
-    qc = _logical_circuit(ops, num_qubits)
+    qc = logical_circuit(ops, num_qubits)
     if not ops:
         return qc
     try:

@@ -35,7 +35,8 @@ from qb2.service_node.devices import (
     load_device,
     load_device_node_settings,
 )
-from qb2.service_node.executor import FragmentError, _logical_circuit, apply_gates, sample_readout
+from qb2.service_node.executor import FragmentError, apply_gates, sample_readout
+from qb2.service_node.executor import logical_circuit as _logical_circuit
 from qb2.service_node.handler import SimulatedQPU, handle_execute
 from qb2.service_node.noise import gate_arity
 

@@ -23,10 +23,10 @@ from qb2.client.qiskit import (
     QB2Backend,
     QB2Job,
     QB2Sampler,
-    _combined_status,
     circuit_to_qasm,
     job_status,
 )
+from qb2.client.qiskit.submission import combined_status as _combined_status
 
 pytestmark = pytest.mark.integration
 
