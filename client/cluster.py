@@ -154,8 +154,8 @@ class LocalCluster:
             token for the node's peer ID signed with the coordinator's key
             (valid a year), and the operator tool's peer ID.
         """
-        from qb2.protocol.membership import issue_join_token, peer_id_of
         from qb2.daemon.host import load_or_create_identity
+        from qb2.protocol.membership import issue_join_token, peer_id_of
 
         coordinator = load_or_create_identity(self.data_dir / "coordinator" / "identity.key")
         node = peer_id_of(load_or_create_identity(self.data_dir / "nodes" / name / "identity.key"))

@@ -15,13 +15,14 @@ from typing import Any
 import httpx
 from pydantic import ValidationError
 
+from qb2.client.errors import ClientError
 from qb2.protocol.http import ErrorBody
 from qb2.protocol.jobs import FINAL_STATES
 
 __all__ = ["FINAL_STATES", "ApiError", "Client"]
 
 
-class ApiError(Exception):
+class ApiError(ClientError):
     """The coordinator answered with an error; ``status``, ``code``, ``message`` and ``details`` say which."""
 
     def __init__(self, status: int, body: Any) -> None:

@@ -53,11 +53,11 @@ from qb2.compiler.dag import Fragment, FragmentDAG
 from qb2.compiler.errors import InfeasiblePlanError, QasmValidationError
 from qb2.compiler.export import to_quantum_circuit
 from qb2.compiler.ingest import from_quantum_circuit, parse_qasm
-from qb2.compiler.limits import IngestLimits, IngestStats, LimitExceededError
 from qb2.compiler.ir import CircuitIR, Measurement, Operation, Register
+from qb2.compiler.limits import IngestLimits, IngestStats, LimitExceededError
+from qb2.compiler.options import PlannerOptions
 from qb2.compiler.partition import split_fragments
 from qb2.compiler.plan import FragmentPlan, Plan
-from qb2.compiler.options import PlannerOptions
 from qb2.compiler.planner import plan_circuit
 
 __all__ = [

@@ -1,6 +1,6 @@
-"""The compiler's two user-facing errors (FR-003, FR-004).
+"""The compiler's errors (FR-003, FR-004): :class:`CompilerError` and its two user-facing kinds.
 
-Both subclass :class:`ValueError` (the input, not the compiler, is at fault)
+Both kinds subclass :class:`ValueError` too (the input, not the compiler, is at fault)
 and serialise to plain dicts with :meth:`to_dict` so the job API can return
 them as structured error bodies.
 """
@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from typing import Literal
 
+from qb2.protocol.errors import Qb2Error
+
 #: Which planning constraint could not be met (see :class:`InfeasiblePlanError`).
 Constraint = Literal[
     "no_nodes", "degraded", "gate_support", "width", "representation", "min_fidelity"
 ]
 
 
-class QasmValidationError(ValueError):
+class CompilerError(Qb2Error):
+    """Base of the compiler's errors (the tree is in :mod:`qb2.protocol.errors`)."""
+
+
+class QasmValidationError(CompilerError, ValueError):
     """The circuit text or object is not something qb2 can run (FR-003).
 
     Attributes:
@@ -47,7 +53,7 @@ class QasmValidationError(ValueError):
         return {"line": self.line, "column": self.column, "message": self.message}
 
 
-class InfeasiblePlanError(ValueError):
+class InfeasiblePlanError(CompilerError, ValueError):
     """No assignment of the circuit to the available nodes exists (FR-004).
 
     Attributes:

@@ -24,7 +24,14 @@ from qiskit.qasm2 import parse as _qasm2_parse
 from qb2.compiler._qasm3_bounded import load_bounded
 from qb2.compiler.errors import QasmValidationError
 from qb2.compiler.ir import CircuitIR
-from qb2.compiler.limits import IngestLimits, IngestStats, LimitExceededError, check_source, check_width, too_many_operations
+from qb2.compiler.limits import (
+    IngestLimits,
+    IngestStats,
+    LimitExceededError,
+    check_source,
+    check_width,
+    too_many_operations,
+)
 from qb2.compiler.lower import UNSUPPORTED_HINT, lower_circuit
 from qb2.compiler.qasm_errors import qasm2_error, qasm3_error
 

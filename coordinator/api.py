@@ -24,10 +24,12 @@ from fastapi.responses import JSONResponse, Response
 from limits import parse as parse_rate
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from qb2.coordinator.service import CoordinatorService, Submission, SubmissionRejected, detect_format
+from qb2.protocol.advert import ServiceAdvertisement
 from qb2.protocol.http import (
     DependencyHealth,
     ErrorBody,
@@ -39,10 +41,8 @@ from qb2.protocol.http import (
     SubmitRequest,
     SubmitResponse,
 )
-from qb2.protocol.jobs import CostWeightOverrides, ErrorInfo, FragmentRecord, JobEvent, JobOptions, JobRecord, JobState
-from qb2.coordinator.service import CoordinatorService, Submission, SubmissionRejected, detect_format
-from qb2.protocol.advert import ServiceAdvertisement
 from qb2.protocol.ids import PROTOCOL_VERSION
+from qb2.protocol.jobs import CostWeightOverrides, ErrorInfo, FragmentRecord, JobEvent, JobOptions, JobRecord, JobState
 
 log = logging.getLogger("qb2.coordinator.api")
 

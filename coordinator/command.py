@@ -13,6 +13,7 @@ import typer
 
 from qb2.daemon.process import ConfigOpt, fail, run_until_signal
 
+
 def coordinator(
     config: ConfigOpt = None,
     api_port: Annotated[Optional[int], typer.Option(help="HTTP port (0: ephemeral); overrides api.port")] = None,
@@ -57,8 +58,8 @@ def join_token_cmd(
     import datetime
 
     from qb2.coordinator.config import ConfigError, load_settings
-    from qb2.protocol.membership import DEFAULT_TTL_S, decode_join_token, issue_join_token, peer_id_of
     from qb2.daemon.host import load_or_create_identity
+    from qb2.protocol.membership import DEFAULT_TTL_S, decode_join_token, issue_join_token, peer_id_of
 
     try:
         root = data_dir or load_settings(config).data_dir

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from qb2.daemon.settings import DiscoverySettings, P2PSettings, qb2_sources
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from qb2.coordinator.errors import CoordinatorError
+from qb2.daemon.settings import DiscoverySettings, P2PSettings, qb2_sources
 
 
 class _Section(BaseModel):
@@ -178,7 +180,7 @@ class Settings(BaseSettings):
         return qb2_sources(settings_cls, init_settings, env_settings)
 
 
-class ConfigError(Exception):
+class ConfigError(CoordinatorError):
     """Invalid configuration; the message names the key, the value and what is allowed."""
 
 

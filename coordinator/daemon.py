@@ -34,11 +34,11 @@ from qb2.coordinator.quality import monitor_quality
 from qb2.coordinator.registry import QualityThresholds, Registry
 from qb2.coordinator.service import CoordinatorService
 from qb2.coordinator.store import JobStore
+from qb2.daemon.host import load_or_create_identity, make_host, make_pubsub
 from qb2.protocol.advert import ServiceAdvertisement
 from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
 from qb2.protocol.ids import RESERVE_PROTOCOL_ID
 from qb2.protocol.reservation import ReserveRequest, ReserveResponse
-from qb2.daemon.host import load_or_create_identity, make_host, make_pubsub
 
 log = logging.getLogger("qb2.coordinator")
 

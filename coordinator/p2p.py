@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TypeVar
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import trio
 from libp2p.abc import IHost
@@ -24,12 +24,13 @@ from libp2p.peer.id import ID
 from libp2p.pubsub.pubsub import Pubsub
 from pydantic import BaseModel
 
+from qb2.coordinator.errors import CoordinatorError
 from qb2.coordinator.registry import Registry
+from qb2.daemon import streams
+from qb2.daemon.logfmt import RateLimitedLog
 from qb2.protocol.advert import AdvertisementRejected, ServiceAdvertisement, parse_advertisement
 from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
 from qb2.protocol.ids import ADVERT_TOPIC, EXECUTE_PROTOCOL_ID
-from qb2.daemon import streams
-from qb2.daemon.logfmt import RateLimitedLog
 from qb2.protocol.membership import JoinTokenError, Membership, verify_join_token
 
 log = logging.getLogger("qb2.coordinator.p2p")
@@ -41,7 +42,7 @@ M = TypeVar("M", bound=BaseModel)
 _VOLATILE = {"timestamp": 1.0, "sequence": 0}
 
 
-class InvocationError(Exception):
+class InvocationError(CoordinatorError):
     """A node could not be reached or sent back no valid response."""
 
 

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import trio
 from yoyo import get_backend, read_migrations
 
+from qb2.migrations import MIGRATIONS_DIR
 from qb2.protocol.jobs import (
     ErrorInfo,
     FragmentRecord,
@@ -30,7 +31,6 @@ from qb2.protocol.jobs import (
     JobState,
     Priority,
 )
-from qb2.migrations import MIGRATIONS_DIR
 
 T = TypeVar("T")
 

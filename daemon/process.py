@@ -10,7 +10,6 @@ from typing import Annotated, Any, NoReturn, Optional
 import trio
 import typer
 
-
 #: The ``--config`` option every qb2 command shares: a TOML file, else ``$QB2_CONFIG``, else defaults.
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="TOML config file (or $QB2_CONFIG)")]
 

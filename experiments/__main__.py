@@ -18,10 +18,10 @@ from qb2.coordinator.config import ConfigError, load_settings
 from qb2.experiments.harness import run_experiment
 from qb2.experiments.provenance import run_config
 from qb2.experiments.records import HarnessConfig, RunRecord
-from qb2.experiments.scenarios import node_specs
-from qb2.experiments.widths import suite_circuits, width_limits
 from qb2.experiments.report import write_outputs
+from qb2.experiments.scenarios import node_specs
 from qb2.experiments.suites import ALL_SCENARIOS, SUITES, get_suite
+from qb2.experiments.widths import suite_circuits, width_limits
 
 #: Narrowest ``--max-qubits``: the suites' smallest circuits have 3 qubits.
 MIN_QUBITS = 3

@@ -44,9 +44,9 @@ from pathlib import Path
 import qiskit.qasm2
 
 from qb2.compiler import CircuitIR, PlannerOptions, parse_qasm, plan_circuit
-from qb2.compiler.ir import Measurement, Operation
 from qb2.compiler.baselines import brute_force, first_fit, greedy, round_robin
 from qb2.compiler.evaluation import evaluate
+from qb2.compiler.ir import Measurement, Operation
 from qb2.compiler.problem import Problem
 from qb2.compiler.search import search
 from qb2.compiler.stages import PlanningContext, run_stages

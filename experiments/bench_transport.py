@@ -29,9 +29,9 @@ from libp2p.network.stream.net_stream import INetStream
 from libp2p.peer.peerinfo import info_from_p2p_addr
 from pydantic import BaseModel
 
-from qb2.experiments.stats import percentile
 from qb2.daemon import streams
 from qb2.daemon.host import make_host
+from qb2.experiments.stats import percentile
 from qb2.protocol.framing import read_frame
 
 ECHO = TProtocol("/qb2-bench/echo/1.0.0")

@@ -14,9 +14,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from qb2.client.cluster import NodeSpec
 from qb2.compiler import parse_qasm
 from qb2.compiler.planner import PlannerOptions, choose_representation
-from qb2.client.cluster import NodeSpec
 from qb2.coordinator.fidelity import estimated_fidelity, ideal_distribution, measured_fidelity
 from qb2.experiments.circuits import BenchmarkCircuit
 from qb2.experiments.records import RunRecord

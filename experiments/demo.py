@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from qb2.client.http import Client
 from qb2.client.cluster import DEFAULT_NODES, LocalCluster, NodeSpec
+from qb2.client.http import Client
 from qb2.experiments.circuits import DEMO_SET, benchmark_circuit
 
 

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import trio
 
-from qb2.compiler import parse_qasm
 from qb2.client.http import ApiError, Client
+from qb2.compiler import parse_qasm
 from qb2.experiments.circuits import BenchmarkCircuit
 from qb2.experiments.records import RunRecord
 from qb2.experiments.reproducibility import plan_fingerprint

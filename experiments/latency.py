@@ -17,8 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from qb2.client.http import Client
 from qb2.client.cluster import LocalCluster
+from qb2.client.http import Client
 from qb2.experiments.circuits import benchmark_circuit
 from qb2.experiments.stats import percentile
 

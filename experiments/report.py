@@ -12,8 +12,8 @@ from typing import Any
 
 from qb2.experiments.records import RunRecord, to_json_line
 from qb2.experiments.scenarios import DROP_SLOWDOWN_S, EXECUTE_TIMEOUT_S, LATENCY_SPIKE_S
-from qb2.experiments.widths import STATE_COPIES
 from qb2.experiments.stats import percentile
+from qb2.experiments.widths import STATE_COPIES
 
 #: NFR-003: the source spec's limits and our targets, seconds.
 COMPILE_LIMIT_S, COMPILE_TARGET_S = 2.0, 0.020

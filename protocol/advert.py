@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from qb2.protocol.errors import ProtocolError
 from qb2.protocol.ids import PEER_ID_RE, PROTOCOL_VERSION, major
 from qb2.protocol.membership import MAX_TOKEN_CHARS
 
@@ -197,7 +198,7 @@ class ServiceAdvertisement(BaseModel):
         return value
 
 
-class AdvertisementRejected(ValueError):
+class AdvertisementRejected(ProtocolError, ValueError):
     """An advertisement failed validation; ``reason`` says why in one line.
 
     ``code`` is a short, fixed label for metrics: ``invalid`` (bad JSON or

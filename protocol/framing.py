@@ -18,6 +18,8 @@ from typing import Protocol, TypeVar
 
 from pydantic import BaseModel
 
+from qb2.protocol.errors import ProtocolError
+
 M = TypeVar("M", bound=BaseModel)
 
 DEFAULT_MAX_HEADER = 4 * 1024 * 1024  # bytes
@@ -32,7 +34,7 @@ class ByteStream(Protocol):
     async def write(self, data: bytes) -> None: ...
 
 
-class FrameError(Exception):
+class FrameError(ProtocolError):
     """The peer sent a malformed or oversized frame, or closed mid-frame."""
 
 

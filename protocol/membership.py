@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from qb2.protocol.errors import ProtocolError
 from qb2.protocol.ids import PEER_ID_RE
 
 if TYPE_CHECKING:  # libp2p is imported where keys are used, so settings can import this module cheaply
@@ -76,7 +77,7 @@ class JoinToken(BaseModel):
         return json.dumps(self.model_dump(), sort_keys=True, separators=(",", ":")).encode()
 
 
-class JoinTokenError(ValueError):
+class JoinTokenError(ProtocolError, ValueError):
     """A join token was refused. ``code`` is a :data:`TokenErrorCode`; ``reason`` one line for logs."""
 
     def __init__(self, code: TokenErrorCode, reason: str) -> None:

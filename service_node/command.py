@@ -16,6 +16,7 @@ import typer
 
 from qb2.daemon.process import ConfigOpt, fail, run_until_signal
 
+
 def node(
     config: ConfigOpt = None,
     profile: Annotated[Optional[str], typer.Option(help="built-in profile: ibm-like, ion-like, cz-native, single-qubit, ideal")] = None,
@@ -91,8 +92,8 @@ def node(
         updates["data_dir"] = data_dir
     settings = settings.model_copy(update=updates)
     if print_peer_id or settings.p2p.join_token:
-        from qb2.protocol.membership import JoinTokenError, peer_id_of
         from qb2.daemon.host import load_or_create_identity
+        from qb2.protocol.membership import JoinTokenError, peer_id_of
         from qb2.service_node.daemon import admitted_peers
 
         own = peer_id_of(load_or_create_identity(settings.state_dir / "identity.key"))

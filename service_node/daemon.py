@@ -43,16 +43,16 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.tools.anyio_service import background_trio_service
 from pydantic import BaseModel
 
+from qb2.daemon import streams
+from qb2.daemon.host import load_or_create_identity, make_host, make_pubsub
+from qb2.daemon.logfmt import RateLimitedLog
 from qb2.protocol.advert import Fidelities, ServiceAdvertisement
 from qb2.protocol.control import ControlResponse, FaultSpec
 from qb2.protocol.execute import ExecuteError, ExecuteRequest, ExecuteResponse
 from qb2.protocol.framing import DEFAULT_MAX_HEADER, FrameError, read_frame
 from qb2.protocol.ids import ADVERT_TOPIC, CONTROL_PROTOCOL_ID, EXECUTE_PROTOCOL_ID, RESERVE_PROTOCOL_ID
-from qb2.daemon.logfmt import RateLimitedLog
 from qb2.protocol.membership import bootstrap_peer_ids, check_own_join_token
 from qb2.protocol.reservation import LedgerEvent, OperationSummary, ReserveRequest, ReserveResponse
-from qb2.daemon import streams
-from qb2.daemon.host import load_or_create_identity, make_host, make_pubsub
 from qb2.service_node.config import NodeSettings
 from qb2.service_node.faults import DropRequest, FaultInjector, format_fault
 from qb2.service_node.handler import SimulatedQPU, handle_execute

@@ -74,7 +74,7 @@ from qb2.compiler.routing import (
 from qb2.protocol.execute import GateOp
 from qb2.service_node.device_calibration import calibrated_profile, coupling_pairs, faulty, native_gates
 from qb2.service_node.device_noise import CalibratedNoise
-from qb2.service_node.executor import FragmentError, logical_circuit
+from qb2.service_node.executor import ExecutionError, logical_circuit
 from qb2.service_node.settings import NodeProfile
 
 __all__ = ["DeviceFragment", "DeviceModel"]
@@ -173,10 +173,10 @@ class DeviceModel:
         (neighbours in ascending order) over the undirected coupling graph.
 
         Raises:
-            FragmentError: ``capacity`` when ``k`` exceeds :attr:`max_fragment_qubits`.
+            ExecutionError: ``capacity`` when ``k`` exceeds :attr:`max_fragment_qubits`.
         """
         if k > len(self._order):
-            raise FragmentError(
+            raise ExecutionError(
                 "capacity", f"a {k}-qubit fragment does not fit on device {self.name} ({len(self._order)} connected qubits)"
             )
         return self._order[:k]
@@ -226,7 +226,7 @@ class DeviceModel:
         try:
             routed = route_fragment(ops, m, restrict(self.coupling, self.physical_qubits(m)))
         except ValueError as exc:
-            raise FragmentError("unsupported_gate", f"fragment cannot be routed on device {self.name}: {exc}") from None
+            raise ExecutionError("unsupported_gate", f"fragment cannot be routed on device {self.name}: {exc}") from None
         extra: list[int] = []
 
         def after_pass(pass_: object, dag: Any, **_: object) -> None:
@@ -244,14 +244,14 @@ class DeviceModel:
                 callback=after_pass,
             )
         except TranspilerError as exc:
-            raise FragmentError(
+            raise ExecutionError(
                 "unsupported_gate", f"fragment cannot be compiled for device {self.name}: {exc}"
             ) from None
         if native.num_qubits != m:  # pragma: no cover - guard: the target has exactly m qubits
-            raise FragmentError("internal", f"routing produced {native.num_qubits} qubits, expected {m}")
+            raise ExecutionError("internal", f"routing produced {native.num_qubits} qubits, expected {m}")
         moved = tuple(native.layout.final_index_layout()) if native.layout is not None else tuple(range(m))
         if any(extra) or moved != tuple(range(m)):  # pragma: no cover - guard
-            raise FragmentError("internal", f"device translation re-routed a mapped fragment on {self.name}")
+            raise ExecutionError("internal", f"device translation re-routed a mapped fragment on {self.name}")
         counts = {name: int(c) for name, c in sorted(native.count_ops().items())}
         # The router's swaps are decomposed into native gates by the translation,
         # so ``counts`` carries them as native gates (3 cx per swap on cx devices).
@@ -275,7 +275,7 @@ class DeviceModel:
             (global phase included) when noise is ignored.
 
         Raises:
-            FragmentError: ``bad_request`` (invalid ops), ``capacity`` (more
+            ExecutionError: ``bad_request`` (invalid ops), ``capacity`` (more
                 active qubits than the device holds), ``unsupported_gate``
                 (not compilable for the device).
         """
@@ -316,7 +316,7 @@ class DeviceModel:
             The model, or None when the device model is noiseless.
 
         Raises:
-            FragmentError: ``capacity`` when ``active`` is wider than :attr:`max_fragment_qubits`.
+            ExecutionError: ``capacity`` when ``active`` is wider than :attr:`max_fragment_qubits`.
         """
         if not self.noisy:
             return None

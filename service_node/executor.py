@@ -53,6 +53,7 @@ from qiskit_aer.library import SetDensityMatrix
 from qiskit_aer.noise import NoiseModel
 
 from qb2.protocol.execute import ClbitRegister, ExecuteError, GateOp, Representation
+from qb2.service_node.errors import NodeError
 from qb2.service_node.noise import link_error, readout_noise_model
 
 __all__ = [
@@ -60,7 +61,7 @@ __all__ = [
     "MAX_STATEVECTOR_QUBITS",
     "CompiledFragment",
     "DeviceCompiler",
-    "FragmentError",
+    "ExecutionError",
     "GateOutcome",
     "ReadoutOutcome",
     "apply_gates",
@@ -85,7 +86,7 @@ _REPRESENTATIONS: tuple[str, ...] = get_args(Representation)
 _ERROR_CODES: tuple[str, ...] = get_args(ExecuteError.model_fields["code"].annotation)
 
 
-class FragmentError(Exception):
+class ExecutionError(NodeError):
     """A fragment cannot run; maps one-to-one onto :class:`qb2.protocol.execute.ExecuteError`.
 
     Attributes:
@@ -95,7 +96,7 @@ class FragmentError(Exception):
 
     def __init__(self, code: str, message: str) -> None:
         if code not in _ERROR_CODES:
-            raise ValueError(f"unknown FragmentError code {code!r}; expected one of {_ERROR_CODES}")
+            raise ValueError(f"unknown ExecutionError code {code!r}; expected one of {_ERROR_CODES}")
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
@@ -163,7 +164,7 @@ class DeviceCompiler(Protocol):
     """
 
     def compile_fragment(self, ops: Sequence[GateOp], num_qubits: int) -> CompiledFragment:
-        """Place, route and translate ``ops`` for the device; raises FragmentError."""
+        """Place, route and translate ``ops`` for the device; raises ExecutionError."""
         ...
 
 
@@ -177,45 +178,45 @@ def _native_key(native_gates: Sequence[str]) -> frozenset[str]:
 
 def _check_width(num_qubits: object) -> int:
     if isinstance(num_qubits, bool) or not isinstance(num_qubits, (int, np.integer)):
-        raise FragmentError("bad_request", f"num_qubits must be an integer, got {num_qubits!r}")
+        raise ExecutionError("bad_request", f"num_qubits must be an integer, got {num_qubits!r}")
     if num_qubits < 1:
-        raise FragmentError("bad_request", f"num_qubits must be >= 1, got {num_qubits}")
+        raise ExecutionError("bad_request", f"num_qubits must be >= 1, got {num_qubits}")
     return int(num_qubits)
 
 
 def _gate_from_op(index: int, op: GateOp, num_qubits: int) -> Gate:
     template = _STANDARD.get(op.name)
     if template is None:
-        raise FragmentError(
+        raise ExecutionError(
             "bad_request", f"op {index}: unknown gate {op.name!r} (not a Qiskit standard gate)"
         )
     if not isinstance(template, Gate) or template.num_qubits < 1:
-        raise FragmentError(
+        raise ExecutionError(
             "bad_request",
             f"op {index}: {op.name!r} is not a unitary gate; gate fragments take unitary gates only",
         )
     if len(op.qubits) != template.num_qubits:
-        raise FragmentError(
+        raise ExecutionError(
             "bad_request",
             f"op {index}: gate {op.name!r} acts on {template.num_qubits} qubit(s), got {len(op.qubits)}",
         )
     if len(op.params) != len(template.params):
-        raise FragmentError(
+        raise ExecutionError(
             "bad_request",
             f"op {index}: gate {op.name!r} takes {len(template.params)} parameter(s), got {len(op.params)}",
         )
     for q in op.qubits:
         if not 0 <= q < num_qubits:
-            raise FragmentError(
+            raise ExecutionError(
                 "bad_request", f"op {index}: qubit index {q} out of range for a {num_qubits}-qubit state"
             )
     if len(set(op.qubits)) != len(op.qubits):
-        raise FragmentError(
+        raise ExecutionError(
             "bad_request", f"op {index}: gate {op.name!r} repeats a qubit in {list(op.qubits)}"
         )
     for p in op.params:
         if not math.isfinite(p):
-            raise FragmentError("bad_request", f"op {index}: gate {op.name!r} has a non-finite parameter {p}")
+            raise ExecutionError("bad_request", f"op {index}: gate {op.name!r} has a non-finite parameter {p}")
     if not op.params:
         return template  # parameterless standard gates are immutable singletons
     return type(template)(*(float(p) for p in op.params))
@@ -237,7 +238,7 @@ def logical_circuit(ops: Sequence[GateOp], num_qubits: int) -> QuantumCircuit:
         A fresh ``QuantumCircuit`` of ``num_qubits`` qubits (one register ``q``).
 
     Raises:
-        FragmentError: ``bad_request`` for an unknown or non-unitary gate, a
+        ExecutionError: ``bad_request`` for an unknown or non-unitary gate, a
             wrong number of qubits or params, a non-finite param, or a
             repeated or out-of-range qubit index.
     """
@@ -258,13 +259,13 @@ def _translate_cached(ops: tuple[GateOp, ...], num_qubits: int, native: frozense
         out = transpile(qc, basis_gates=sorted(native), optimization_level=0)
     except TranspilerError:
         bad = _untranslatable(qc, native)
-        raise FragmentError(
+        raise ExecutionError(
             "unsupported_gate",
             f"gate(s) {', '.join(bad) or '?'} cannot be translated into the native gate set "
             f"[{', '.join(sorted(native))}]",
         ) from None
     if out.num_qubits != num_qubits or out.layout is not None:
-        raise FragmentError("internal", "translation remapped qubits")  # pragma: no cover - guard
+        raise ExecutionError("internal", "translation remapped qubits")  # pragma: no cover - guard
     return out
 
 
@@ -308,7 +309,7 @@ def translate(ops: Sequence[GateOp], num_qubits: int, native_gates: Sequence[str
         containing only native gates.
 
     Raises:
-        FragmentError: ``bad_request`` for an unknown or non-unitary gate name
+        ExecutionError: ``bad_request`` for an unknown or non-unitary gate name
             (``measure``, ``reset``, ``delay``, ``barrier``...), a wrong number
             of qubits or params, a non-finite param, a repeated or out-of-range
             qubit index, or ``num_qubits < 1``; ``unsupported_gate`` when a gate
@@ -343,12 +344,12 @@ def _simulator(method: str, aer_device: str = "CPU") -> AerSimulator:
 
 def _check_representation(representation: str, num_qubits: int) -> None:
     if representation not in _REPRESENTATIONS:
-        raise FragmentError(
+        raise ExecutionError(
             "bad_request", f"representation must be one of {list(_REPRESENTATIONS)}, got {representation!r}"
         )
     limit = MAX_DENSITY_MATRIX_QUBITS if representation == "density_matrix" else MAX_STATEVECTOR_QUBITS
     if num_qubits > limit:
-        raise FragmentError(
+        raise ExecutionError(
             "capacity", f"{num_qubits} qubits exceed this node's {representation} limit of {limit} qubits"
         )
 
@@ -359,26 +360,26 @@ def _checked_state(state: np.ndarray, representation: str, num_qubits: int) -> n
     shape = (dim, dim) if representation == "density_matrix" else (dim,)
     arr = np.asarray(state)
     if arr.shape != shape:
-        raise FragmentError(
+        raise ExecutionError(
             "bad_request",
             f"a {num_qubits}-qubit {representation} has shape {shape}, got {arr.shape}",
         )
     arr = np.ascontiguousarray(arr, dtype=np.complex128)
     if not np.isfinite(arr).all():
-        raise FragmentError("bad_request", "the state contains non-finite amplitudes")
+        raise ExecutionError("bad_request", "the state contains non-finite amplitudes")
     if representation == "density_matrix":
         trace = complex(np.trace(arr))
         if abs(trace - 1.0) > _NORM_TOL:
-            raise FragmentError("bad_request", f"the density matrix has trace {trace:.6g}, expected 1")
+            raise ExecutionError("bad_request", f"the density matrix has trace {trace:.6g}, expected 1")
         asym = float(np.max(np.abs(arr - arr.conj().T)))
         if asym > _HERMITIAN_TOL:
-            raise FragmentError(
+            raise ExecutionError(
                 "bad_request", f"the density matrix is not Hermitian (max deviation {asym:.3g})"
             )
     else:
         norm = float(np.linalg.norm(arr))
         if abs(norm - 1.0) > _NORM_TOL:
-            raise FragmentError("bad_request", f"the statevector has norm {norm:.6g}, expected 1")
+            raise ExecutionError("bad_request", f"the statevector has norm {norm:.6g}, expected 1")
     return arr
 
 
@@ -399,7 +400,7 @@ def _initialised_circuit(
         try:
             qc.set_statevector(state)
         except ValueError as exc:  # pragma: no cover - _checked_state catches these first
-            raise FragmentError("bad_request", f"invalid statevector: {exc}") from None
+            raise ExecutionError("bad_request", f"invalid statevector: {exc}") from None
     return qc
 
 
@@ -407,9 +408,9 @@ def _run(method: str, qc: QuantumCircuit, *, aer_device: str = "CPU", **options:
     try:
         result = _simulator(method, aer_device).run(qc, **options).result()
     except Exception as exc:  # noqa: BLE001 - Aer raises many types; the caller gets a code
-        raise FragmentError("internal", f"simulator failed: {type(exc).__name__}: {exc}") from None
+        raise ExecutionError("internal", f"simulator failed: {type(exc).__name__}: {exc}") from None
     if not result.success:
-        raise FragmentError("internal", f"simulator failed: {result.status}")
+        raise ExecutionError("internal", f"simulator failed: {result.status}")
     return result
 
 
@@ -462,7 +463,7 @@ def apply_gates(
         the native gate counts and the wall time in seconds.
 
     Raises:
-        FragmentError: ``bad_request`` (bad representation, state shape, norm or
+        ExecutionError: ``bad_request`` (bad representation, state shape, norm or
             hermiticity, ops, teleported qubit or link fidelity),
             ``unsupported_gate`` (see :func:`translate`), ``capacity``
             (``n`` above :data:`MAX_DENSITY_MATRIX_QUBITS` /
@@ -474,13 +475,13 @@ def apply_gates(
     arr = _checked_state(state, representation, n)
     for q in teleported_qubits:
         if not 0 <= q < n:
-            raise FragmentError("bad_request", f"teleported qubit {q} out of range for a {n}-qubit state")
+            raise ExecutionError("bad_request", f"teleported qubit {q} out of range for a {n}-qubit state")
     if len(set(teleported_qubits)) != len(tuple(teleported_qubits)):
-        raise FragmentError("bad_request", f"teleported_qubits repeats a qubit: {list(teleported_qubits)}")
+        raise ExecutionError("bad_request", f"teleported_qubits repeats a qubit: {list(teleported_qubits)}")
     try:
         link = link_error(float(link_fidelity))
     except (TypeError, ValueError) as exc:
-        raise FragmentError("bad_request", str(exc)) from None
+        raise ExecutionError("bad_request", str(exc)) from None
     if device_model is not None:
         compiled = device_model.compile_fragment(tuple(ops), n)
         fragment, counts, noise_model = compiled.circuit, dict(compiled.native_op_counts), compiled.noise_model
@@ -516,7 +517,7 @@ def apply_gates(
             out = out * np.exp(1j * phase)
     out = np.ascontiguousarray(out)
     if out.shape != arr.shape:  # pragma: no cover - guard against Aer truncation
-        raise FragmentError("internal", f"simulator returned shape {out.shape}, expected {arr.shape}")
+        raise ExecutionError("internal", f"simulator returned shape {out.shape}, expected {arr.shape}")
     return GateOutcome(state=out, native_op_counts=counts, simulation_s=time.perf_counter() - start,
                        routing_swaps=swaps)
 
@@ -565,7 +566,7 @@ def sample_readout(
         :class:`ReadoutOutcome` with Qiskit-format counts and the wall time in seconds.
 
     Raises:
-        FragmentError: ``bad_request`` (bad state, representation, indices,
+        ExecutionError: ``bad_request`` (bad state, representation, indices,
             registers, shots, seed or readout fidelity), ``capacity`` (too many
             qubits), ``internal`` (Aer failed).
     """
@@ -574,28 +575,28 @@ def sample_readout(
     _check_representation(representation, n)
     arr = _checked_state(state, representation, n)
     if isinstance(shots, bool) or not isinstance(shots, (int, np.integer)) or shots < 1:
-        raise FragmentError("bad_request", f"shots must be an integer >= 1, got {shots!r}")
+        raise ExecutionError("bad_request", f"shots must be an integer >= 1, got {shots!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise FragmentError("bad_request", f"seed must be a non-negative integer or None, got {seed!r}")
+        raise ExecutionError("bad_request", f"seed must be a non-negative integer or None, got {seed!r}")
     try:
         noise = readout_noise_model(float(readout_fidelity))
     except (TypeError, ValueError) as exc:
-        raise FragmentError("bad_request", str(exc)) from None
+        raise ExecutionError("bad_request", str(exc)) from None
     if readout_noise is not None:
         noise = readout_noise
     names = [r.name for r in clbit_registers]
     if len(set(names)) != len(names):
-        raise FragmentError("bad_request", f"clbit register names repeat: {names}")
+        raise ExecutionError("bad_request", f"clbit register names repeat: {names}")
     try:
         cregs = [ClassicalRegister(r.size, r.name) for r in clbit_registers]
     except Exception as exc:  # noqa: BLE001 - CircuitError for invalid names
-        raise FragmentError("bad_request", f"invalid clbit register: {exc}") from None
+        raise ExecutionError("bad_request", f"invalid clbit register: {exc}") from None
     num_clbits = sum(r.size for r in clbit_registers)
     for q, c in measurements:
         if not 0 <= q < n:
-            raise FragmentError("bad_request", f"measured qubit {q} out of range for a {n}-qubit state")
+            raise ExecutionError("bad_request", f"measured qubit {q} out of range for a {n}-qubit state")
         if not 0 <= c < num_clbits:
-            raise FragmentError("bad_request", f"clbit {c} out of range for {num_clbits} classical bit(s)")
+            raise ExecutionError("bad_request", f"clbit {c} out of range for {num_clbits} classical bit(s)")
 
     qc = _initialised_circuit(arr, representation, n, cregs)
     for q, c in measurements:

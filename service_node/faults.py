@@ -41,6 +41,7 @@ from pydantic import BaseModel, ValidationError
 
 from qb2.protocol.control import ControlResponse, FaultSpec
 from qb2.protocol.ids import CONTROL_PROTOCOL_ID
+from qb2.service_node.errors import NodeError
 
 if TYPE_CHECKING:
     from libp2p.abc import IHost
@@ -68,7 +69,7 @@ class DropRequest(Exception):
     """Raised by :meth:`FaultInjector.before_execute`: drop this request (reset the stream, no answer)."""
 
 
-class FaultSyntaxError(ValueError):
+class FaultSyntaxError(NodeError, ValueError):
     """A ``--fault`` value does not follow the syntax of :func:`parse_fault`; the message says why."""
 
 

@@ -15,7 +15,7 @@ from qiskit_aer.noise import NoiseModel
 from qb2.protocol.execute import ExecuteError, ExecuteRequest, ExecuteResponse
 from qb2.protocol.state import pack_state, unpack_state
 from qb2.service_node.config import NodeProfile
-from qb2.service_node.executor import FragmentError, apply_gates, sample_readout
+from qb2.service_node.executor import ExecutionError, apply_gates, sample_readout
 from qb2.service_node.noise import build_noise_model
 
 if TYPE_CHECKING:
@@ -72,14 +72,14 @@ def handle_execute(qpu: SimulatedQPU, request: ExecuteRequest, payload: bytes) -
     """
     try:
         if request.kind == "gates" and len(set(q for op in request.ops for q in op.qubits)) > qpu.profile.qubits:
-            raise FragmentError(
+            raise ExecutionError(
                 "capacity",
                 f"fragment acts on more than the {qpu.profile.qubits} qubits this node holds",
             )
         try:
             state = unpack_state(payload, request.representation, request.num_qubits)
         except ValueError as exc:
-            raise FragmentError("bad_request", str(exc)) from None
+            raise ExecutionError("bad_request", str(exc)) from None
         if request.kind == "gates":
             outcome = apply_gates(
                 state,
@@ -126,7 +126,7 @@ def handle_execute(qpu: SimulatedQPU, request: ExecuteRequest, payload: bytes) -
             counts=readout.counts,
         )
         return header, b""
-    except FragmentError as exc:
+    except ExecutionError as exc:
         return ExecuteResponse(node_id=qpu.node_id, ok=False, error=exc.to_model()), b""
     except Exception as exc:  # a simulator failure must not kill the node
         error = ExecuteError(code="internal", message=f"{type(exc).__name__}: {exc}")

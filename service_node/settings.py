@@ -21,9 +21,10 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from qb2.daemon.settings import DiscoverySettings, P2PSettings, qb2_sources
 from qb2.protocol.advert import Fidelities, GateTimes
 from qb2.protocol.control import FaultSpec
-from qb2.daemon.settings import DiscoverySettings, P2PSettings, qb2_sources
+from qb2.service_node.errors import NodeError
 
 __all__ = ["NodeConfigError", "NodeProfile", "NodeSettings", "invalid_node_configuration"]
 
@@ -112,7 +113,7 @@ class NodeSettings(BaseSettings):
         return self.data_dir / "nodes" / self.node.name
 
 
-class NodeConfigError(Exception):
+class NodeConfigError(NodeError):
     """Invalid node configuration; the message names the key, the value and what is allowed."""
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from qb2.client.http import Client
 from qb2.client.cluster import LocalCluster, NodeSpec, _die_with_parent, _wait_for_file
-from qb2.experiments.circuits import benchmark_circuit
+from qb2.client.http import Client
 from qb2.daemon.host import load_or_create_identity
+from qb2.experiments.circuits import benchmark_circuit
 
 pytestmark = pytest.mark.integration
 

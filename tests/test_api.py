@@ -14,12 +14,12 @@ import trio
 
 from qb2.coordinator.api import create_app
 from qb2.coordinator.config import load_settings
-from qb2.protocol.jobs import Priority
 from qb2.coordinator.queue import JobQueue, QueueFull
 from qb2.coordinator.registry import Registry
 from qb2.coordinator.service import CoordinatorService
 from qb2.coordinator.store import JobStore
 from qb2.experiments.circuits import benchmark_circuit
+from qb2.protocol.jobs import Priority
 from tests.conftest import InProcessCluster
 
 GHZ = benchmark_circuit("ghz", 4).qasm

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
-
-import warnings
 
 import httpx
 import pytest
@@ -23,11 +22,11 @@ with warnings.catch_warnings():  # starlette warns that its TestClient will move
 
 from qb2.coordinator.api import create_app
 from qb2.coordinator.config import load_settings
-from qb2.protocol.jobs import Priority
 from qb2.coordinator.registry import Registry
 from qb2.coordinator.service import CoordinatorService, Submission
 from qb2.coordinator.store import JobStore
 from qb2.experiments.circuits import benchmark_circuit
+from qb2.protocol.jobs import Priority
 from tests.conftest import InProcessCluster
 from tests.test_api import api, make_client  # noqa: F401 - the `api` fixture
 

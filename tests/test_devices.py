@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
-from pathlib import Path
 from qiskit import QuantumCircuit, qasm2, transpile
 from qiskit.quantum_info import DensityMatrix, Operator, Statevector, partial_trace, random_statevector
 from qiskit_aer import AerSimulator
 from qiskit_aer.noise import NoiseModel
 from qiskit_ibm_runtime.fake_provider import FakeLagosV2, FakeManilaV2, FakeSherbrooke
 
+from qb2.client.cluster import LocalCluster, _die_with_parent, _wait_for_file
+from qb2.client.http import Client
 from qb2.compiler import CircuitIR, PlannerOptions, plan_circuit
 from qb2.compiler.ir import Measurement, Operation
-from qb2.client.http import Client
-from qb2.client.cluster import LocalCluster, _die_with_parent, _wait_for_file
 from qb2.protocol.advert import ServiceAdvertisement
 from qb2.protocol.execute import ClbitRegister, ExecuteRequest, GateOp
 from qb2.protocol.framing import encode_frame
@@ -35,7 +35,7 @@ from qb2.service_node.devices import (
     load_device,
     load_device_node_settings,
 )
-from qb2.service_node.executor import FragmentError, apply_gates, sample_readout
+from qb2.service_node.executor import ExecutionError, apply_gates, sample_readout
 from qb2.service_node.executor import logical_circuit as _logical_circuit
 from qb2.service_node.handler import SimulatedQPU, handle_execute
 from qb2.service_node.noise import gate_arity
@@ -267,10 +267,10 @@ def test_compiled_fragment_unitary_and_capacity() -> None:
     assert Operator(compiled.circuit).equiv(Operator(_logical_circuit(ROUTED_OPS, 5)))
     assert compiled.native_op_counts["cx"] >= 3 * compiled.swaps  # routing SWAPs are counted as cx
     too_wide = tuple(op("cx", q, q + 1) for q in range(5))  # 6 active qubits on a 5-qubit device
-    with pytest.raises(FragmentError) as info:
+    with pytest.raises(ExecutionError) as info:
         model.compile_fragment(too_wide, 6)
     assert info.value.code == "capacity"
-    with pytest.raises(FragmentError) as info:
+    with pytest.raises(ExecutionError) as info:
         model.compile_fragment((op("measure", 0),), 2)
     assert info.value.code == "bad_request"
 

@@ -32,7 +32,7 @@ from qb2.protocol.state import pack_state, unpack_state, zero_state
 from qb2.service_node.executor import (
     MAX_DENSITY_MATRIX_QUBITS,
     MAX_STATEVECTOR_QUBITS,
-    FragmentError,
+    ExecutionError,
     apply_gates,
     sample_readout,
     translate,
@@ -382,8 +382,8 @@ def test_readout_is_reproducible_per_seed():
 # --------------------------------------------------------------------------- errors
 
 
-def _code(fn, *args, **kwargs) -> FragmentError:
-    with pytest.raises(FragmentError) as info:
+def _code(fn, *args, **kwargs) -> ExecutionError:
+    with pytest.raises(ExecutionError) as info:
         fn(*args, **kwargs)
     return info.value
 
@@ -464,7 +464,7 @@ def test_error_bad_teleport_and_readout_arguments():
     with pytest.raises(ValueError):
         link_error(0.0)
     with pytest.raises(ValueError):
-        FragmentError("nope", "x")
+        ExecutionError("nope", "x")
 
 
 # --------------------------------------------------------------------------- property

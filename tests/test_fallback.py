@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from qb2.client.http import Client
 from qb2.client.cluster import LocalCluster, NodeSpec
+from qb2.client.http import Client
 from qb2.experiments.circuits import benchmark_circuit
 
 pytestmark = pytest.mark.integration
@@ -102,8 +102,8 @@ async def test_latency_spike_beyond_the_timeout_retries_then_falls_back(tmp_path
     import trio
     from libp2p.peer.peerinfo import info_from_p2p_addr
 
-    from qb2.protocol.control import FaultSpec
     from qb2.daemon.host import load_or_create_identity, make_host
+    from qb2.protocol.control import FaultSpec
     from qb2.service_node.faults import send_fault
 
     env = {**ENV, "QB2_RUNTIME__EXECUTE_TIMEOUT_S": "1.0", "QB2_RUNTIME__EXECUTE_TIMEOUT_PER_MIB_S": "0"}

@@ -21,15 +21,15 @@ import pytest
 import trio
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
-from qb2.client.http import Client
 from qb2.client.cluster import LocalCluster, NodeSpec
+from qb2.client.http import Client
+from qb2.daemon.host import load_or_create_identity, make_host
 from qb2.protocol.control import FaultSpec
 from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
 from qb2.protocol.framing import FrameError
 from qb2.protocol.ids import EXECUTE_PROTOCOL_ID, RESERVE_PROTOCOL_ID
 from qb2.protocol.reservation import OperationSummary, ReserveRequest, ReserveResponse
 from qb2.protocol.state import pack_state, zero_state
-from qb2.daemon.host import load_or_create_identity, make_host
 from qb2.service_node.config import NodeConfigError, load_node_settings
 from qb2.service_node.faults import (
     CRASH_EXIT_CODE,

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from qb2.compiler import parse_qasm
 from qb2.client.http import ApiError
+from qb2.compiler import parse_qasm
 from qb2.experiments.__main__ import add_run_arguments, main
 from qb2.experiments.circuits import benchmark_circuit
 from qb2.experiments.harness import (

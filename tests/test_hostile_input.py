@@ -16,7 +16,14 @@ import pytest
 from qiskit import QuantumCircuit
 from qiskit.circuit import Gate
 
-from qb2.compiler import IngestLimits, IngestStats, LimitExceededError, QasmValidationError, from_quantum_circuit, parse_qasm
+from qb2.compiler import (
+    IngestLimits,
+    IngestStats,
+    LimitExceededError,
+    QasmValidationError,
+    from_quantum_circuit,
+    parse_qasm,
+)
 from qb2.coordinator.service import CoordinatorService
 from tests.conftest import InProcessCluster
 from tests.test_api import make_client

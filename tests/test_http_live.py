@@ -164,8 +164,8 @@ def valid_qasm():  # type: ignore[no-untyped-def]
 def test_schemathesis_finds_no_server_error_or_schema_violation(live: LocalCluster) -> None:
     import schemathesis
     from hypothesis import HealthCheck, Phase, given, settings
-    from hypothesis.errors import Unsatisfiable
     from hypothesis import strategies as st
+    from hypothesis.errors import Unsatisfiable
     from schemathesis import GenerationMode
     from schemathesis.checks import not_a_server_error
     from schemathesis.specs.openapi.checks import (

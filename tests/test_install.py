@@ -35,7 +35,6 @@ import site
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx

@@ -16,13 +16,13 @@ import trio
 from qiskit import transpile
 from qiskit_aer import AerSimulator
 
+from qb2.client.cluster import LocalCluster, NodeSpec
+from qb2.client.http import Client
 from qb2.compiler import parse_qasm
 from qb2.compiler.export import to_quantum_circuit
-from qb2.client.http import Client
-from qb2.client.cluster import LocalCluster, NodeSpec
+from qb2.daemon.host import load_or_create_identity, make_host, make_pubsub
 from qb2.experiments.circuits import benchmark_circuit
 from qb2.protocol.advert import ServiceAdvertisement
-from qb2.daemon.host import make_host, make_pubsub, load_or_create_identity
 from tests.conftest import publish_adverts_until
 
 pytestmark = pytest.mark.integration

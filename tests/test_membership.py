@@ -23,10 +23,12 @@ import pytest
 import trio
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
-from qb2.client.http import Client
 from qb2.client.cluster import LocalCluster, NodeSpec, _die_with_parent, _wait_for_file
-from qb2.experiments.circuits import benchmark_circuit
+from qb2.client.http import Client
+from qb2.daemon.host import load_or_create_identity, make_host
 from qb2.daemon.logfmt import RateLimitedLog
+from qb2.daemon.settings import P2PSettings
+from qb2.experiments.circuits import benchmark_circuit
 from qb2.protocol.advert import ServiceAdvertisement
 from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
 from qb2.protocol.ids import EXECUTE_PROTOCOL_ID, RESERVE_PROTOCOL_ID
@@ -40,8 +42,6 @@ from qb2.protocol.membership import (
     verify_join_token,
 )
 from qb2.protocol.reservation import OperationSummary, ReserveRequest, ReserveResponse
-from qb2.daemon.settings import P2PSettings
-from qb2.daemon.host import load_or_create_identity, make_host
 from qb2.service_node.config import NodeSettings
 from qb2.service_node.daemon import admitted_peers
 from tests.conftest import publish_adverts_until

@@ -15,9 +15,8 @@ from qiskit.primitives import BaseSamplerV2
 from qiskit.providers import BackendV2, JobStatus, JobV1
 from qiskit_aer import AerSimulator
 
-from qb2.client.http import ApiError
 from qb2.client.cluster import LocalCluster, NodeSpec
-from qb2.protocol.jobs import JobState
+from qb2.client.http import ApiError
 from qb2.client.qiskit import (
     AER_SEED_STRIDE,
     QB2Backend,
@@ -27,6 +26,7 @@ from qb2.client.qiskit import (
     job_status,
 )
 from qb2.client.qiskit.submission import combined_status as _combined_status
+from qb2.protocol.jobs import JobState
 
 pytestmark = pytest.mark.integration
 

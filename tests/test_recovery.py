@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from qb2.client.http import Client
 from qb2.client.cluster import LocalCluster, NodeSpec
+from qb2.client.http import Client
 from qb2.experiments.circuits import benchmark_circuit
 
 pytestmark = pytest.mark.integration

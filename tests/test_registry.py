@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from qb2.protocol.advert import ServiceAdvertisement
 from qb2.coordinator.registry import Registry
+from qb2.protocol.advert import ServiceAdvertisement
 from tests.conftest import peer_id
 
 

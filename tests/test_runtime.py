@@ -10,13 +10,13 @@ import trio
 
 from qb2.compiler import PlannerOptions, parse_qasm, plan_circuit
 from qb2.coordinator.config import load_settings
-from qb2.protocol.jobs import JobState
 from qb2.coordinator.registry import Registry
 from qb2.coordinator.runtime import FragmentFailed, execute_plan
 from qb2.coordinator.service import CoordinatorService, Submission
 from qb2.coordinator.store import JobStore
 from qb2.experiments.circuits import benchmark_circuit
 from qb2.protocol.execute import ExecuteError, ExecuteResponse
+from qb2.protocol.jobs import JobState
 from tests.conftest import InProcessCluster
 
 

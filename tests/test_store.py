@@ -7,9 +7,9 @@ from pathlib import Path
 
 from yoyo import get_backend, read_migrations
 
-from qb2.protocol.jobs import ErrorInfo, FragmentRecord, JobRecord, JobResult, JobState
 from qb2.coordinator.store import JobStore, migrate
 from qb2.migrations import MIGRATIONS_DIR
+from qb2.protocol.jobs import ErrorInfo, FragmentRecord, JobRecord, JobResult, JobState
 
 
 def job(job_id: str, created: float) -> JobRecord:

@@ -21,6 +21,7 @@ from typing import Any
 from qiskit import QuantumCircuit
 from qiskit.providers import JobError, JobStatus
 
+from qb2.client.errors import ClientError
 from qb2.client.http import FINAL_STATES, ApiError, Client
 from qb2.client.qiskit.convert import circuit_to_qasm
 
@@ -43,7 +44,7 @@ AER_SEED_STRIDE = 2113
 MAX_SEED = 2**63 - 1
 
 
-class QB2JobError(JobError):
+class QB2JobError(ClientError, JobError):
     """A qb2 job ended FAILED or CANCELLED; ``job_id``, ``state`` and ``error`` (the server's ``{code, message}``) say which."""
 
     def __init__(self, job_id: str, state: str, error: Mapping[str, Any] | None) -> None:
