@@ -1,9 +1,9 @@
 """The simulated quantum state handed from fragment to fragment (DESIGN.md, Execution semantics).
 
-The state is kept as independent *components*: qubit groups that have not yet
-interacted carry separate states, so fragments on different components can run
-concurrently on different nodes. A fragment touching several components first
-merges them (tensor product). Within a component, qubits are kept in ascending
+The state is kept as independent *subsystems*: qubit groups that have not yet
+interacted carry separate states, so fragments on different subsystems can run
+concurrently on different nodes. A fragment touching several subsystems first
+merges them (tensor product). Within a subsystem, qubits are kept in ascending
 circuit order, so local index ``k`` is the ``k``-th smallest circuit qubit and
 the layout matches Qiskit's little-endian convention.
 """
@@ -20,14 +20,14 @@ from qb2.protocol.state import zero_state
 
 
 @dataclass
-class Component:
+class Subsystem:
     """A group of circuit qubits (ascending) and their joint state."""
 
     qubits: tuple[int, ...]
     state: np.ndarray
 
     def local(self, qubit: int) -> int:
-        """Local index of circuit qubit ``qubit`` in this component."""
+        """Local index of circuit qubit ``qubit`` in this subsystem."""
         return self.qubits.index(qubit)
 
 
@@ -52,31 +52,31 @@ def reorder(state: np.ndarray, representation: Representation, order: tuple[int,
 
 
 class QuantumState:
-    """All components of one job's simulated state.
+    """All subsystems of one job's simulated state.
 
     Args:
-        num_qubits: circuit width; every qubit starts in its own |0> component.
+        num_qubits: circuit width; every qubit starts in its own |0> subsystem.
         representation: ``density_matrix`` or ``statevector``.
     """
 
     def __init__(self, num_qubits: int, representation: Representation) -> None:
         self.num_qubits = num_qubits
         self.representation = representation
-        self._of: dict[int, Component] = {}
+        self._of: dict[int, Subsystem] = {}
         for q in range(num_qubits):
-            self._of[q] = Component((q,), zero_state(representation, 1))
+            self._of[q] = Subsystem((q,), zero_state(representation, 1))
 
-    def components_of(self, qubits: Iterable[int]) -> list[Component]:
-        """Distinct components holding ``qubits``, ordered by their smallest qubit."""
-        seen: dict[int, Component] = {}
+    def subsystems_of(self, qubits: Iterable[int]) -> list[Subsystem]:
+        """Distinct subsystems holding ``qubits``, ordered by their smallest qubit."""
+        seen: dict[int, Subsystem] = {}
         for q in qubits:
             comp = self._of[q]
             seen[id(comp)] = comp
         return sorted(seen.values(), key=lambda c: c.qubits[0])
 
-    def gather(self, qubits: Iterable[int]) -> Component:
-        """Merge the components holding ``qubits`` into one and return it."""
-        comps = self.components_of(qubits)
+    def gather(self, qubits: Iterable[int]) -> Subsystem:
+        """Merge the subsystems holding ``qubits`` into one and return it."""
+        comps = self.subsystems_of(qubits)
         if len(comps) == 1:
             return comps[0]
         order: tuple[int, ...] = ()
@@ -85,22 +85,22 @@ class QuantumState:
             # The accumulated part is the low (less significant) qubits.
             state = np.kron(comp.state, state)
             order += comp.qubits
-        merged = Component(tuple(sorted(order)), reorder(state, self.representation, order))
+        merged = Subsystem(tuple(sorted(order)), reorder(state, self.representation, order))
         for q in merged.qubits:
             self._of[q] = merged
         return merged
 
-    def update(self, component: Component, state: np.ndarray) -> None:
-        """Replace ``component``'s state with the state a node returned.
+    def update(self, subsystem: Subsystem, state: np.ndarray) -> None:
+        """Replace ``subsystem``'s state with the state a node returned.
 
         Raises:
-            ValueError: the shape does not match the component's width.
+            ValueError: the shape does not match the subsystem's width.
         """
-        dim = 1 << len(component.qubits)
+        dim = 1 << len(subsystem.qubits)
         expected = (dim, dim) if self.representation == "density_matrix" else (dim,)
         if state.shape != expected:
             raise ValueError(f"returned state has shape {state.shape}, expected {expected}")
-        component.state = state
+        subsystem.state = state
 
     def full(self) -> np.ndarray:
         """The whole state over circuit qubits ``0..n-1`` (merges everything)."""

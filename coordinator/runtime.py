@@ -2,9 +2,9 @@
 
 The runtime owns the job's :class:`~qb2.coordinator.handoff.QuantumState`. A
 fragment starts when all the fragments it depends on are done and no running
-fragment holds any of its state components; it is sent with its component's
-state to its node, and the returned state replaces the component. Fragments on
-components that have not yet interacted run concurrently. The readout fragment
+fragment holds any of its state subsystems; it is sent with its subsystem's
+state to its node, and the returned state replaces the subsystem. Fragments on
+subsystems that have not yet interacted run concurrently. The readout fragment
 runs last and yields the counts.
 
 The transport is a parameter (:data:`Invoker`): the daemon passes libp2p
@@ -26,7 +26,7 @@ import trio
 
 from qb2.compiler.ir import CircuitIR
 from qb2.compiler.plan import FragmentPlan, Plan
-from qb2.coordinator.handoff import Component, QuantumState
+from qb2.coordinator.handoff import Subsystem, QuantumState
 from qb2.protocol.jobs import FragmentRecord, FragmentStatus
 from qb2.protocol.execute import ClbitRegister, ExecuteRequest, ExecuteResponse, GateOp
 from qb2.protocol.state import pack_state, unpack_state
@@ -151,8 +151,8 @@ async def execute_plan(
     readout = next((f for f in plan.fragments if f.kind == "readout"), None)
     started = time.perf_counter()
 
-    async def attempt(fragment: FragmentPlan, component: Component, request: ExecuteRequest) -> tuple[ExecuteResponse, bytes]:
-        payload = await trio.to_thread.run_sync(pack_state, component.state)
+    async def attempt(fragment: FragmentPlan, subsystem: Subsystem, request: ExecuteRequest) -> tuple[ExecuteResponse, bytes]:
+        payload = await trio.to_thread.run_sync(pack_state, subsystem.state)
         response, out = await invoke(fragment.node_id, request, payload)
         if response.node_id != fragment.node_id:
             raise FragmentError(f"answered by {response.node_id}, not the assigned node")
@@ -162,7 +162,7 @@ async def execute_plan(
             raise FragmentError(message, retryable=code == "internal")
         return response, out
 
-    async def run(fragment: FragmentPlan, component: Component, request: ExecuteRequest) -> ExecuteResponse:
+    async def run(fragment: FragmentPlan, subsystem: Subsystem, request: ExecuteRequest) -> ExecuteResponse:
         record = records[fragment.fragment_id]
         record.status, record.started_at = "RUNNING", time.time()
         await on_record(record)
@@ -172,7 +172,7 @@ async def execute_plan(
                 record.attempts += 1
                 sent = time.perf_counter()
                 try:
-                    response, payload = await attempt(fragment, component, request)
+                    response, payload = await attempt(fragment, subsystem, request)
                     break
                 except Exception as exc:  # transport failure or node error
                     reason = str(exc) or type(exc).__name__
@@ -188,10 +188,10 @@ async def execute_plan(
                     await trio.sleep(retry.delay_s(record.attempts, jitter))
             record.round_trip_s = time.perf_counter() - sent
             if fragment.kind == "gates":
-                width = len(component.qubits)
+                width = len(subsystem.qubits)
                 try:
                     returned = await trio.to_thread.run_sync(unpack_state, payload, plan.representation, width)
-                    state.update(component, returned)
+                    state.update(subsystem, returned)
                 except ValueError as exc:
                     await _finish(record, "FAILED", str(exc), on_record)
                     raise FragmentFailed(record.fragment_id, fragment.node_id, str(exc),
@@ -215,11 +215,11 @@ async def execute_plan(
 
     done: set[str] = set()
     pending = list(gate_fragments)
-    holding: dict[str, Component] = {}  # running fragment -> the component it holds
+    holding: dict[str, Subsystem] = {}  # running fragment -> the subsystem it holds
     finished_send, finished_recv = trio.open_memory_channel[str](len(gate_fragments) or 1)
 
-    async def run_and_report(fragment: FragmentPlan, component: Component, request: ExecuteRequest) -> None:
-        await run(fragment, component, request)
+    async def run_and_report(fragment: FragmentPlan, subsystem: Subsystem, request: ExecuteRequest) -> None:
+        await run(fragment, subsystem, request)
         await finished_send.send(fragment.fragment_id)
 
     async def schedule(nursery: trio.Nursery) -> None:
@@ -228,15 +228,15 @@ async def execute_plan(
             for fragment in list(pending):
                 if not all(d in done for d in fragment.depends_on):
                     continue
-                if any(q in busy for c in state.components_of(fragment.qubits) for q in c.qubits):
+                if any(q in busy for c in state.subsystems_of(fragment.qubits) for q in c.qubits):
                     continue
-                component = await trio.to_thread.run_sync(state.gather, fragment.qubits)
-                busy.update(component.qubits)
-                holding[fragment.fragment_id] = component
+                subsystem = await trio.to_thread.run_sync(state.gather, fragment.qubits)
+                busy.update(subsystem.qubits)
+                holding[fragment.fragment_id] = subsystem
                 pending.remove(fragment)
-                request = _gate_request(job_id, plan, ir, fragment, component)
+                request = _gate_request(job_id, plan, ir, fragment, subsystem)
                 request.reservation_id = (reservations or {}).get(fragment.fragment_id)
-                nursery.start_soon(run_and_report, fragment, component, request)
+                nursery.start_soon(run_and_report, fragment, subsystem, request)
             if not holding:
                 raise RuntimeError(f"plan deadlocked with {len(pending)} fragments pending")  # a planner bug
             finished = await finished_recv.receive()
@@ -257,21 +257,21 @@ async def execute_plan(
     final_state = state.full().copy() if keep_final_state else None
     counts: dict[str, int] = {}
     if readout is not None:
-        component = await trio.to_thread.run_sync(state.gather, readout.qubits)
+        subsystem = await trio.to_thread.run_sync(state.gather, readout.qubits)
         request = ExecuteRequest(
             job_id=job_id,
             fragment_id=readout.fragment_id,
             kind="readout",
             representation=plan.representation,
-            num_qubits=len(component.qubits),
-            measurements=tuple((component.local(m.qubit), m.clbit) for m in ir.measurements),
+            num_qubits=len(subsystem.qubits),
+            measurements=tuple((subsystem.local(m.qubit), m.clbit) for m in ir.measurements),
             clbit_registers=_clbit_registers(ir),
             shots=shots,
             seed=seed,
             reservation_id=(reservations or {}).get(readout.fragment_id),
         )
         try:
-            counts = dict((await run(readout, component, request)).counts)
+            counts = dict((await run(readout, subsystem, request)).counts)
         except FragmentFailed as failed:
             failed.state, failed.done_operations = state, frozenset(done_operations)
             failed.records = [records[f.fragment_id] for f in plan.fragments]
@@ -284,9 +284,9 @@ async def execute_plan(
     )
 
 
-def _gate_request(job_id: str, plan: Plan, ir: CircuitIR, fragment: FragmentPlan, component: Component) -> ExecuteRequest:
+def _gate_request(job_id: str, plan: Plan, ir: CircuitIR, fragment: FragmentPlan, subsystem: Subsystem) -> ExecuteRequest:
     ops = tuple(
-        GateOp(name=op.name, qubits=tuple(component.local(q) for q in op.qubits), params=op.params)
+        GateOp(name=op.name, qubits=tuple(subsystem.local(q) for q in op.qubits), params=op.params)
         for op in (ir.operations[i] for i in fragment.operation_indices)
     )
     return ExecuteRequest(
@@ -294,9 +294,9 @@ def _gate_request(job_id: str, plan: Plan, ir: CircuitIR, fragment: FragmentPlan
         fragment_id=fragment.fragment_id,
         kind="gates",
         representation=plan.representation,
-        num_qubits=len(component.qubits),
+        num_qubits=len(subsystem.qubits),
         ops=ops,
-        teleported_qubits=tuple(component.local(q) for q in fragment.teleported_qubits),
+        teleported_qubits=tuple(subsystem.local(q) for q in fragment.teleported_qubits),
         link_fidelity=plan.link_fidelity,
     )
 

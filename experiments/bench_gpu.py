@@ -69,13 +69,13 @@ def _layered_ops(n: int) -> tuple[GateOp, ...]:
     return tuple(ops)
 
 
-def _qpu(executor: str, profile: str, device: str | None = None):  # noqa: ANN202 - SimulatedQPU, imported lazily
-    from qb2.service_node.handler import SimulatedQPU
+def _qpu(executor: str, profile: str, device: str | None = None):  # noqa: ANN202 - NodeSimulator, imported lazily
+    from qb2.service_node.handler import NodeSimulator
 
     fields = {**PROFILES[profile], "name": f"{profile}-{executor}", "executor": executor}
     if device:
         fields.update(device=device, native_gates=["cx", "id", "rz", "sx", "x"])
-    return SimulatedQPU.from_profile(NODE_ID, NodeProfile(**fields))
+    return NodeSimulator.from_profile(NODE_ID, NodeProfile(**fields))
 
 
 def check_agreement(seed: int = 11) -> list[dict[str, object]]:

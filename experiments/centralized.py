@@ -25,7 +25,7 @@ from qb2.protocol.execute import ClbitRegister, ExecuteRequest, GateOp
 from qb2.protocol.jobs import FragmentRecord
 from qb2.protocol.state import pack_state, zero_state
 from qb2.service_node.config import PROFILES, NodeProfile
-from qb2.service_node.handler import SimulatedQPU, handle_execute
+from qb2.service_node.handler import NodeSimulator, handle_execute
 
 __all__ = ["central_profile", "run_centralized"]
 
@@ -48,7 +48,7 @@ def _clbit_registers(ir: Any) -> tuple[ClbitRegister, ...]:
     return (ClbitRegister(name="c", size=ir.num_clbits),) if ir.num_clbits else ()
 
 
-def run_centralized(circuit: BenchmarkCircuit, qpu: SimulatedQPU, *, shots: int, seed: int,
+def run_centralized(circuit: BenchmarkCircuit, qpu: NodeSimulator, *, shots: int, seed: int,
                     repeat: int = 0, density_matrix_max_qubits: int = 8,
                     statevector_max_qubits: int = 24) -> RunRecord:
     """Run ``circuit`` in-process on one monolithic QPU (same handler code as a node).

@@ -106,7 +106,7 @@ from qb2.experiments.scenarios import (
 from qb2.experiments.suites import ALL_SCENARIOS
 from qb2.experiments.widths import STATE_COPIES, resolved_max_qubits, suite_circuits, width_limits
 from qb2.protocol.control import FaultSpec
-from qb2.service_node.handler import SimulatedQPU
+from qb2.service_node.handler import NodeSimulator
 
 __all__ = [
     # this module: running an experiment
@@ -164,7 +164,7 @@ def run_experiment(config: HarnessConfig, out: Path, progress: Progress = _stder
     k = 0
     if config.centralized:
         profile = central_profile(specs)
-        qpu = SimulatedQPU.from_profile("central", profile)
+        qpu = NodeSimulator.from_profile("central", profile)
         for circuit in circuits:
             for r, seed in enumerate(seeds):
                 k += 1

@@ -55,7 +55,7 @@ from qb2.protocol.membership import bootstrap_peer_ids, check_own_join_token
 from qb2.protocol.reservation import LedgerEvent, OperationSummary, ReserveRequest, ReserveResponse
 from qb2.service_node.config import NodeSettings
 from qb2.service_node.faults import DropRequest, FaultInjector, format_fault
-from qb2.service_node.handler import SimulatedQPU, handle_execute
+from qb2.service_node.handler import NodeSimulator, handle_execute
 from qb2.service_node.ledger import ReservationLedger, estimate_success
 
 log = logging.getLogger("qb2.node")
@@ -106,7 +106,7 @@ class ServiceNode:
         #: peers whose requests are served; None: any peer (open membership), FR-019
         self.coordinators = admitted_peers(settings, self.peer_id)
         self._refusals = RateLimitedLog(log)
-        self.qpu = SimulatedQPU.from_profile(self.peer_id, settings.node)
+        self.qpu = NodeSimulator.from_profile(self.peer_id, settings.node)
         self._limiter = trio.CapacityLimiter(settings.node.max_concurrent_fragments)
         self._sequence = 0
         self.executed = 0
@@ -293,9 +293,9 @@ class ServiceNode:
                 degraded = Fidelities(gate_1q=base.gate_1q * factor, gate_2q=base.gate_2q * factor,
                                       readout=base.readout * factor)
                 profile = self.settings.node.model_copy(update={"fidelity": degraded})
-                # SimulatedQPU is frozen: build a new one (a new noise model); running fragments keep the old one.
+                # NodeSimulator is frozen: build a new one (a new noise model); running fragments keep the old one.
                 # A device node keeps its calibrated noise; only its advertised fidelities change.
-                self.qpu = await trio.to_thread.run_sync(SimulatedQPU.from_profile, self.peer_id, profile)
+                self.qpu = await trio.to_thread.run_sync(NodeSimulator.from_profile, self.peer_id, profile)
                 self.fidelity_factor = factor
                 log.warning("fidelities changed by fault", extra={"factor": factor, **degraded.model_dump()})
                 await self.publish_advertisement()

@@ -23,8 +23,13 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class SimulatedQPU:
-    """A node's identity plus its profile and the Aer noise model derived from it.
+class NodeSimulator:
+    """What runs a node's fragments: its identity, its :class:`NodeProfile` and the Aer noise model derived from it.
+
+    One node, one name per role (issue 12): :class:`qb2.service_node.daemon.ServiceNode` is
+    the daemon, :class:`NodeProfile` what it advertises, :class:`DeviceModel` the calibrated
+    model of a real device it may stand for, and this class the simulator the daemon hands
+    each execute request to.
 
     ``device`` is set for a node modelling a real device (FR-016,
     ``profile.device``): fragments are then routed on its coupling map and run
@@ -37,7 +42,7 @@ class SimulatedQPU:
     device: DeviceModel | None = None
 
     @classmethod
-    def from_profile(cls, node_id: str, profile: NodeProfile) -> SimulatedQPU:
+    def from_profile(cls, node_id: str, profile: NodeProfile) -> NodeSimulator:
         """Build the noise model (or load the device model) once; it is reused for every fragment.
 
         Raises:
@@ -58,7 +63,7 @@ class SimulatedQPU:
         return "GPU" if self.profile.executor == "aer-gpu" else "CPU"
 
 
-def handle_execute(qpu: SimulatedQPU, request: ExecuteRequest, payload: bytes) -> tuple[ExecuteResponse, bytes]:
+def handle_execute(qpu: NodeSimulator, request: ExecuteRequest, payload: bytes) -> tuple[ExecuteResponse, bytes]:
     """Run one fragment on ``qpu``.
 
     Args:
@@ -133,7 +138,7 @@ def handle_execute(qpu: SimulatedQPU, request: ExecuteRequest, payload: bytes) -
         return ExecuteResponse(node_id=qpu.node_id, ok=False, error=error), b""
 
 
-def _device_readout_noise(qpu: SimulatedQPU, request: ExecuteRequest) -> NoiseModel | None:
+def _device_readout_noise(qpu: NodeSimulator, request: ExecuteRequest) -> NoiseModel | None:
     """The device's calibrated readout errors for the measured qubits (None off-device or for invalid indices,
     which :func:`sample_readout` then reports as ``bad_request``)."""
     measured = [q for q, _ in request.measurements]

@@ -11,7 +11,7 @@ import trio
 from qb2.protocol.advert import ServiceAdvertisement
 from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
 from qb2.service_node.config import load_node_settings
-from qb2.service_node.handler import SimulatedQPU, handle_execute
+from qb2.service_node.handler import NodeSimulator, handle_execute
 
 PROFILE_NAMES = ("ibm-like", "ion-like", "cz-native", "single-qubit")
 IDEAL = {"gate_1q": 1.0, "gate_2q": 1.0, "readout": 1.0}
@@ -30,7 +30,7 @@ class InProcessCluster:
     """
 
     def __init__(self, ideal: bool, qubits: int | None = None) -> None:
-        self.qpus: dict[str, SimulatedQPU] = {}
+        self.qpus: dict[str, NodeSimulator] = {}
         self.adverts: list[ServiceAdvertisement] = []
         self.calls: list[str] = []
         for tag, profile in zip("ABCD", PROFILE_NAMES, strict=True):
@@ -39,7 +39,7 @@ class InProcessCluster:
                 overrides["qubits"] = qubits
             settings = load_node_settings(profile, name=profile, **overrides)
             node_id = peer_id(tag)
-            self.qpus[node_id] = SimulatedQPU.from_profile(node_id, settings.node)
+            self.qpus[node_id] = NodeSimulator.from_profile(node_id, settings.node)
             self.adverts.append(ServiceAdvertisement(
                 node_id=node_id, name=profile, native_gates=tuple(settings.node.native_gates),
                 fidelity=settings.node.fidelity, qubit_range={"min": 1, "max": settings.node.qubits},

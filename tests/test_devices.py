@@ -37,7 +37,7 @@ from qb2.service_node.devices import (
 )
 from qb2.service_node.executor import ExecutionError, apply_gates, sample_readout
 from qb2.service_node.executor import logical_circuit as _logical_circuit
-from qb2.service_node.handler import SimulatedQPU, handle_execute
+from qb2.service_node.handler import NodeSimulator, handle_execute
 from qb2.service_node.noise import gate_arity
 
 NODE_ID = "12D3KooW" + "D" * 44
@@ -141,7 +141,7 @@ def test_aer_gpu_without_a_gpu_is_a_clear_error() -> None:
 @pytest.mark.skipif(not gpu_available(), reason="needs qiskit-aer-gpu and an NVIDIA GPU")
 def test_aer_gpu_executor_gives_the_cpu_state() -> None:  # pragma: no cover - CI has no GPU
     settings = load_device_node_settings("fake_manila", executor="aer-gpu", noise=False)
-    qpu = SimulatedQPU.from_profile(NODE_ID, settings.node)
+    qpu = NodeSimulator.from_profile(NODE_ID, settings.node)
     assert qpu.aer_device == "GPU"
     state = random_state(5, 3)
     gpu = apply_gates(state, "statevector", 5, ROUTED_OPS, qpu.profile.native_gates, None,
@@ -209,7 +209,7 @@ FAN_OUT = (op("h", 0), op("cx", 0, 1), op("cx", 0, 2), op("cx", 0, 3), op("cx", 
 def test_plan_routing_swaps_equal_the_swaps_the_device_node_inserts(device: str) -> None:
     """FR-016: the plan counts exactly the SWAPs the node's DeviceModel inserts, fragment by fragment."""
     model = load_device(device, noise=False)
-    qpu = SimulatedQPU.from_profile(NODE_ID, load_device_node_settings(device, noise=False).node)
+    qpu = NodeSimulator.from_profile(NODE_ID, load_device_node_settings(device, noise=False).node)
     # Toffolis cannot be split into smaller fragments, so a routing-aware planner cannot avoid their SWAPs
     ir = _ir(FAN_OUT + ROUTED_OPS + (op("ccx", 0, 1, 2), op("ccx", 4, 2, 3)) + FAN_OUT[::-1])
     advert = _device_advert(load_device(device), 5)  # calibrated fidelities; same coupling map
@@ -231,7 +231,7 @@ def test_plan_routing_swaps_equal_the_swaps_the_device_node_inserts(device: str)
     assert flat.routing_swaps == 0 and flat.estimated_fidelity > plan.estimated_fidelity
     assert flat.cost.latency_s < plan.cost.latency_s
     # a synthetic node reports no routing at all
-    plain = SimulatedQPU.from_profile(NODE_ID, load_node_settings("ibm-like").node)
+    plain = NodeSimulator.from_profile(NODE_ID, load_node_settings("ibm-like").node)
     header, _ = handle_execute(plain, request, pack_state(zero_state("statevector", ir.num_qubits)))
     assert header.ok and header.routing_swaps is None
     assert "routing_swaps" not in encode_frame(header).decode("latin-1")  # omitted on the wire (older peers)
@@ -325,8 +325,8 @@ def test_noisy_device_state_equals_aer_with_noise_model_from_backend() -> None:
 
 
 def test_noisy_device_lowers_fidelity_and_purity_through_the_handler() -> None:
-    noisy = SimulatedQPU.from_profile(NODE_ID, load_device_node_settings("fake_manila").node)
-    ideal = SimulatedQPU.from_profile(NODE_ID, load_device_node_settings("fake_manila", noise=False).node)
+    noisy = NodeSimulator.from_profile(NODE_ID, load_device_node_settings("fake_manila").node)
+    ideal = NodeSimulator.from_profile(NODE_ID, load_device_node_settings("fake_manila", noise=False).node)
     assert noisy.device is not None and noisy.noise_model is None and noisy.device.noisy
     ghz = (op("h", 0), op("cx", 0, 2), op("cx", 2, 1), op("cx", 1, 3))  # cx(0, 2) needs a SWAP
     request = ExecuteRequest(job_id="j", fragment_id="f0", kind="gates", representation="density_matrix",
@@ -380,7 +380,7 @@ def test_readout_noise_is_the_calibrated_error_of_each_physical_qubit() -> None:
 
 
 def test_handler_reports_capacity_for_a_fragment_wider_than_the_device() -> None:
-    qpu = SimulatedQPU.from_profile(NODE_ID, load_device_node_settings("fake_manila").node)
+    qpu = NodeSimulator.from_profile(NODE_ID, load_device_node_settings("fake_manila").node)
     ops = tuple(op("cx", q, q + 1) for q in range(5))
     request = ExecuteRequest(job_id="j", fragment_id="f", kind="gates", representation="statevector",
                              num_qubits=6, ops=ops)
@@ -389,7 +389,7 @@ def test_handler_reports_capacity_for_a_fragment_wider_than_the_device() -> None
 
 
 def test_a_synthetic_node_is_unchanged() -> None:
-    qpu = SimulatedQPU.from_profile(NODE_ID, load_node_settings("ibm-like").node)
+    qpu = NodeSimulator.from_profile(NODE_ID, load_node_settings("ibm-like").node)
     assert qpu.device is None and qpu.noise_model is not None and qpu.aer_device == "CPU"
     qc = QuantumCircuit(2)
     qc.h(0)
@@ -410,7 +410,7 @@ def device_cluster(tmp_path_factory: pytest.TempPathFactory):
 
     The node is configured the way a config file does it (``[node] device``,
     here through ``QB2_NODE__DEVICE``), so the daemon path (settings ->
-    SimulatedQPU -> handler -> executor) runs exactly as in production.
+    NodeSimulator -> handler -> executor) runs exactly as in production.
     """
     root = tmp_path_factory.mktemp("device-cluster")
     env = {"QB2_COMPILER__LINK_FIDELITY": "1.0", "QB2_DISCOVERY__ADVERT_INTERVAL_S": "0.5"}

@@ -41,7 +41,7 @@ from qb2.experiments.harness import (
 )
 from qb2.experiments.report import render_report
 from qb2.experiments.suites import SUITES, Suite, get_suite
-from qb2.service_node.handler import SimulatedQPU
+from qb2.service_node.handler import NodeSimulator
 
 integration = pytest.mark.integration
 SMOKE_ARGS = ["run", "--suite", "smoke", "--seed", "7", "--repeats", "2"]
@@ -338,7 +338,7 @@ def test_run_distributed_records_a_failed_run_instead_of_raising_and_counts_done
 def test_centralized_run_counts_operations_like_the_distributed_one_and_two_fragments() -> None:
     ghz = benchmark_circuit("ghz", 3)
     specs = node_specs(3)
-    rec = run_centralized(ghz, SimulatedQPU.from_profile("central", central_profile(specs)), shots=50, seed=1)
+    rec = run_centralized(ghz, NodeSimulator.from_profile("central", central_profile(specs)), shots=50, seed=1)
     assert rec.success and rec.fragments == 2
     assert rec.operations == parse_qasm(ghz.qasm, ghz.format, ghz.label).num_operations == 6
 
