@@ -17,6 +17,7 @@ Modules, one idea each:
 - :mod:`qb2.compiler.dag` / :mod:`qb2.compiler.partition` — fragments and the splitting rule.
 - :mod:`qb2.compiler.capability` — which gates a node can run (native or translated).
 - :mod:`qb2.compiler.translation` — native gate counts after Qiskit translation.
+- :mod:`qb2.compiler.estimate` — the one fidelity estimate and gate-arity table (planner, result, ledger).
 - :mod:`qb2.compiler.cost` — the cost model: terms, units, sources, weights.
 - :mod:`qb2.compiler.placement` — node capability views, "no node can run it" errors.
 - :mod:`qb2.compiler.routing` — SWAP routing on a node's coupling map (FR-016),

@@ -22,9 +22,19 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
-from qiskit.circuit.library import get_standard_gate_name_mapping
-
+from qb2.compiler.estimate import gate_arity
 from qb2.protocol.advert import ServiceAdvertisement
+
+__all__ = [
+    "TRANSLATABLE_ENTANGLERS",
+    "UNIVERSAL_1Q_SETS",
+    "gate_arity",  # the one table, :func:`qb2.compiler.estimate.gate_arity` (re-exported)
+    "has_entangler",
+    "has_universal_1q",
+    "supported_subset",
+    "supports_gate",
+    "unsupported_gates",
+]
 
 #: Native 1-qubit sets from which every standard 1-qubit gate is reachable.
 UNIVERSAL_1Q_SETS: tuple[frozenset[str], ...] = tuple(
@@ -51,16 +61,6 @@ UNIVERSAL_1Q_SETS: tuple[frozenset[str], ...] = tuple(
 TRANSLATABLE_ENTANGLERS: frozenset[str] = frozenset(
     {"cx", "cz", "ecr", "iswap", "rzz", "rxx", "ryy", "rzx", "cp", "crz", "crx", "cry", "cu1"}
 )
-
-_ARITY: dict[str, int] = {
-    name: gate.num_qubits for name, gate in get_standard_gate_name_mapping().items()
-}
-
-
-def gate_arity(name: str) -> int | None:
-    """Number of qubits of standard gate ``name``; ``None`` for unknown names."""
-    return _ARITY.get(name)
-
 
 def has_universal_1q(native_gates: Collection[str]) -> bool:
     """Whether ``native_gates`` contains one of :data:`UNIVERSAL_1Q_SETS`."""

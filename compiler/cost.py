@@ -32,11 +32,15 @@ w.entanglement * entanglement + w.price * price`` (:func:`weighted`).
 ``fidelity_risk`` (nats, ``-ln`` of a success probability) — gate and readout
 error on the node, from its advertised fidelities (FR-001):
     ``n1 * -ln(gate_1q) + n2 * -ln(gate_2q)`` for a gate fragment (a native
-    gate on ``k >= 3`` qubits counts as ``2k - 3`` two-qubit gates), and
-    ``-ln(readout)`` per measurement on the node where the qubit resides.
+    gate on ``k >= 3`` qubits counts as ``2k - 3`` two-qubit gates, a name
+    Qiskit does not know as one), and ``-ln(readout)`` per measurement on the
+    node where the qubit resides.
     ``exp(-risk)`` is the product-of-fidelities success estimate used by NISQ
     placement cost models (e.g. Nishio et al., "Extracting success from
-    IBM's 20-qubit machines using error-aware compilation", 2020).
+    IBM's 20-qubit machines using error-aware compilation", 2020). The
+    formula and its gate classes are :mod:`qb2.compiler.estimate`
+    (:func:`~qb2.compiler.estimate.fidelity_nats`), the one estimate that the
+    coordinator's result and a node's reservation check also use.
 
 ``entanglement`` (nats of link infidelity; one ebit per teleported qubit) —
     each teleport ``A -> B`` consumes one ebit and costs
@@ -60,12 +64,12 @@ these units a 2-qubit gate at fidelity 0.99 costs 0.01, a 3.1 ms round trip
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from qb2.compiler.estimate import fidelity_nats, nats
 from qb2.protocol.advert import ServiceAdvertisement
 
 #: Median libp2p request/response round trip on loopback (DESIGN.md, "Facts measured"), seconds.
@@ -141,11 +145,6 @@ def add(a: Terms, b: Terms) -> Terms:
     return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3])
 
 
-def nats(fidelity: float) -> float:
-    """``-ln(fidelity)`` for a fidelity in (0, 1]; exactly 0.0 for 1.0."""
-    return 0.0 if fidelity >= 1.0 else -math.log(fidelity)
-
-
 @dataclass(frozen=True, slots=True)
 class NodeCost:
     """Per-node constants of the cost model, all in the units of the module docstring.
@@ -214,10 +213,13 @@ def node_cost(
 
 
 def fragment_terms(node: NodeCost, one_qubit: int, two_qubit: int) -> Terms:
-    """Terms of a gate fragment of ``one_qubit`` / ``two_qubit`` (2q-equivalent) native gates on ``node``."""
+    """Terms of a gate fragment of ``one_qubit`` / ``two_qubit`` (2q-equivalent) native gates on ``node``.
+
+    The risk is :func:`qb2.compiler.estimate.fidelity_nats` of those counts on ``node``.
+    """
     return (
         one_qubit * node.t1_s + two_qubit * node.t2_s + node.invoke_s,
-        one_qubit * node.r1 + two_qubit * node.r2,
+        fidelity_nats(node, one_qubit, two_qubit),
         0.0,
         node.price,
     )

@@ -29,6 +29,8 @@ from qiskit.circuit import Gate
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit.transpiler.exceptions import TranspilerError
 
+from qb2.compiler.estimate import tally
+
 _STANDARD = get_standard_gate_name_mapping()
 
 
@@ -70,15 +72,9 @@ def _arity(name: str) -> int:
 
 
 def _count(ops: dict[str, int]) -> NativeCount:
-    one = sum(n for g, n in ops.items() if g in _STANDARD and _arity(g) == 1)
-    two = 0
-    for g, n in ops.items():
-        arity = _arity(g) if g in _STANDARD else 2
-        if arity == 2:
-            two += n
-        elif arity >= 3:
-            two += n * (2 * arity - 3)
-    return NativeCount(tuple(sorted(ops.items())), one, two)
+    """Gate classes of translated ``ops`` by the one rule of :func:`qb2.compiler.estimate.tally`."""
+    counted = tally(ops)
+    return NativeCount(tuple(sorted(ops.items())), counted.one_qubit, counted.two_qubit)
 
 
 def _instance(name: str, salt: int) -> Gate:

@@ -2,11 +2,14 @@
 
 Estimated fidelity
     Product, over every native gate a node actually ran, of that node's
-    advertised gate fidelity (1q or 2q), times the readout fidelity per
-    measured bit, times the link fidelity per ebit. This is the standard
-    "product of component fidelities" success-probability estimate used by
-    cost models for NISQ placement (e.g. Nishio et al., 2020); it ignores
-    error cancellation and is a lower-bound-style figure.
+    advertised gate fidelity (1q or 2q; a gate on ``k >= 3`` qubits counts as
+    ``2k - 3`` 2-qubit gates, an unknown name as one), times the readout
+    fidelity per measured bit, times the link fidelity per ebit. This is the
+    standard "product of component fidelities" success-probability estimate
+    used by cost models for NISQ placement (e.g. Nishio et al., 2020); it
+    ignores error cancellation. It is computed by
+    :func:`qb2.compiler.estimate.fidelity_nats`, the same estimate as the
+    planner's ``fidelity_risk + entanglement`` and a node's reservation check.
 Measured fidelity
     Hellinger fidelity ``(sum_x sqrt(p(x) q(x)))**2`` between the returned
     counts and the ideal output distribution, as in
@@ -20,16 +23,14 @@ from collections.abc import Mapping, Sequence
 
 from qiskit.quantum_info import Statevector, hellinger_fidelity
 
-from qb2.compiler.capability import gate_arity
+from qb2.compiler.estimate import ClassRisks, fidelity_nats, tally
 from qb2.compiler.export import to_quantum_circuit
 from qb2.compiler.ir import CircuitIR
-from qb2.protocol.jobs import FragmentRecord
 from qb2.protocol.advert import Fidelities
+from qb2.protocol.jobs import FragmentRecord
 
 #: Widest circuit whose ideal distribution we compute (2**20 amplitudes, ~16 MiB).
 IDEAL_MAX_QUBITS = 20
-
-
 
 
 def estimated_fidelity(
@@ -39,25 +40,23 @@ def estimated_fidelity(
 ) -> float:
     """Product of the fidelities of everything the job ran, in [0, 1].
 
+    ``exp(-sum(fidelity_nats(node, *tally(native_op_counts), (link_fidelity,) * ebits)))``
+    over ``records`` (:mod:`qb2.compiler.estimate`): for each record, the
+    same number as the planner's ``estimated_fidelity`` of a fragment with
+    these native counts and ebits on that node.
+
     Args:
         records: finished fragment records with ``native_op_counts`` (the
             readout fragment reports ``{"measure": k}``).
         fidelities: advertised fidelities per node id.
         link_fidelity: fidelity per ebit (teleported qubit), in (0, 1].
     """
-    log_f = 0.0
+    risk = 0.0
     for record in records:
-        node = fidelities[record.node_id]
-        for gate, count in record.native_op_counts.items():
-            if gate == "measure":
-                f = node.readout
-            elif gate_arity(gate) == 1:  # unknown names count as multi-qubit
-                f = node.gate_1q
-            else:
-                f = node.gate_2q
-            log_f += count * math.log(f)
-        log_f += record.ebits * math.log(link_fidelity)
-    return math.exp(log_f)
+        node = ClassRisks.of(fidelities[record.node_id])
+        risk += fidelity_nats(node, *tally(record.native_op_counts),
+                              link_fidelities=(link_fidelity,) * record.ebits)
+    return math.exp(-risk)
 
 
 def format_bitstring(clbits: Sequence[int], register_sizes: Sequence[int]) -> str:

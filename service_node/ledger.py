@@ -64,6 +64,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from qb2.compiler.estimate import estimated_success
 from qb2.protocol.advert import Fidelities
 from qb2.protocol.reservation import LedgerEvent, OperationSummary, ReserveRequest, ReserveResponse
 
@@ -122,10 +123,13 @@ class _Record:
 def estimate_success(gates: dict[str, int], fidelity: Fidelities) -> float:
     """Estimated success probability of running ``gates`` on a node with ``fidelity``.
 
-    The product over gates of their class fidelity: Qiskit standard 1-qubit
-    gates count ``fidelity.gate_1q``, ``measure`` counts ``fidelity.readout``,
-    ``barrier`` and ``delay`` count 1, every other name (2-qubit and wider
-    gates, and names Qiskit does not know) counts ``fidelity.gate_2q``.
+    :func:`qb2.compiler.estimate.estimated_success`, the one estimate the
+    planner and the coordinator also use: the product over gates of their
+    class fidelity. Qiskit standard 1-qubit gates count ``fidelity.gate_1q``,
+    2-qubit gates ``fidelity.gate_2q``, gates on ``k >= 3`` qubits ``2k - 3``
+    times ``fidelity.gate_2q``, names Qiskit does not know once
+    ``fidelity.gate_2q``; ``measure`` counts ``fidelity.readout``;
+    ``barrier``, ``delay`` and ``global_phase`` count 1.
 
     Args:
         gates: gate counts by name, e.g. ``{"cx": 3, "rz": 10}``; counts >= 0.
@@ -137,22 +141,7 @@ def estimate_success(gates: dict[str, int], fidelity: Fidelities) -> float:
     Raises:
         ValueError: a negative count.
     """
-    from qb2.service_node.noise import gate_arity
-
-    log_p = 0.0
-    for name, count in gates.items():
-        if count < 0:
-            raise ValueError(f"gate count for {name!r} is negative: {count}")
-        if name in ("barrier", "delay"):
-            continue
-        if name == "measure":
-            f = fidelity.readout
-        elif gate_arity(name) == 1:
-            f = fidelity.gate_1q
-        else:
-            f = fidelity.gate_2q
-        log_p += count * math.log(f)
-    return math.exp(log_p)
+    return estimated_success(gates, fidelity)
 
 
 class ReservationLedger:

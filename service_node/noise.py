@@ -31,10 +31,10 @@ import math
 from collections.abc import Sequence
 from functools import lru_cache
 
-from qiskit.circuit import Gate
 from qiskit.circuit.library import get_standard_gate_name_mapping
 from qiskit_aer.noise import NoiseModel, QuantumError, ReadoutError, depolarizing_error
 
+from qb2.compiler.estimate import gate_arity  # the one gate-arity table, re-exported here
 from qb2.protocol.advert import Fidelities
 
 __all__ = [
@@ -76,19 +76,6 @@ def depolarizing_parameter(process_fidelity: float, num_qubits: int) -> float:
     return (1.0 - process_fidelity) * d2 / (d2 - 1)
 
 
-def gate_arity(name: str) -> int | None:
-    """Number of qubits of the Qiskit standard *unitary gate* ``name``.
-
-    Returns:
-        The arity, or None when ``name`` is not a standard gate or not a
-        unitary gate (``measure``, ``reset``, ``delay``, ``global_phase``...).
-    """
-    op = _STANDARD.get(name)
-    if not isinstance(op, Gate) or op.num_qubits < 1:
-        return None
-    return op.num_qubits
-
-
 def build_noise_model(native_gates: Sequence[str], fidelity: Fidelities) -> NoiseModel | None:
     """Aer noise model of a node with these native gates and fidelities.
 
@@ -103,7 +90,8 @@ def build_noise_model(native_gates: Sequence[str], fidelity: Fidelities) -> Nois
     * on every measurement: symmetric bit flip with probability
       ``1 - fidelity.readout``.
 
-    Gate arities come from ``qiskit.circuit.library.get_standard_gate_name_mapping()``.
+    Gate arities come from :func:`qb2.compiler.estimate.gate_arity` (Qiskit's
+    ``get_standard_gate_name_mapping()``, unitary gates only).
     Errors are added for all qubits (``add_all_qubit_*``), so the model fits
     any fragment width.
 

@@ -101,8 +101,12 @@ def test_estimate_success_classes() -> None:
     f = Fidelities(gate_1q=0.5, gate_2q=0.25, readout=0.8)
     assert estimate_success({}, f) == 1.0
     assert estimate_success({"sx": 2}, f) == pytest.approx(0.25)
-    assert estimate_success({"rzz": 1, "ccx": 1}, f) == pytest.approx(0.0625)  # 2q and wider: gate_2q
-    assert estimate_success({"measure": 2, "barrier": 5}, f) == pytest.approx(0.64)
+    assert estimate_success({"rzz": 1}, f) == pytest.approx(0.25)  # 2q: gate_2q
+    # a k-qubit gate counts as 2k - 3 two-qubit gates (compiler/cost.py): ccx 3, c3sx 5
+    assert estimate_success({"ccx": 1}, f) == pytest.approx(0.25**3)
+    assert estimate_success({"c3sx": 1}, f) == pytest.approx(0.25**5)
+    assert estimate_success({"my_custom": 2, "reset": 1}, f) == pytest.approx(0.25**3)  # unknown: one 2q gate
+    assert estimate_success({"measure": 2, "barrier": 5, "delay": 1, "global_phase": 1}, f) == pytest.approx(0.64)
     with pytest.raises(ValueError, match="negative"):
         estimate_success({"x": -1}, f)
 
