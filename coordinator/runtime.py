@@ -26,9 +26,10 @@ import trio
 
 from qb2.compiler.ir import CircuitIR
 from qb2.compiler.plan import FragmentPlan, Plan
-from qb2.coordinator.handoff import Subsystem, QuantumState
-from qb2.protocol.jobs import FragmentRecord, FragmentStatus
+from qb2.coordinator.errors import CoordinatorError
+from qb2.coordinator.handoff import QuantumState, Subsystem
 from qb2.protocol.execute import ClbitRegister, ExecuteRequest, ExecuteResponse, GateOp
+from qb2.protocol.jobs import FragmentRecord, FragmentStatus
 from qb2.protocol.state import pack_state, unpack_state
 
 log = logging.getLogger("qb2.coordinator.runtime")
@@ -41,8 +42,12 @@ Invoker = Callable[[str, ExecuteRequest, bytes], Awaitable[tuple[ExecuteResponse
 RecordSink = Callable[[FragmentRecord], Awaitable[None]]
 
 
-class FragmentFailed(Exception):
+class FragmentFailed(CoordinatorError):
     """A fragment could not be run after its attempts; names the fragment, the node and why.
+
+    Every field is given when the exception is built: the runtime raises a copy
+    carrying the plan's progress (:meth:`with_progress`), the job service one
+    saying why no fallback plan follows (:meth:`without_fallback`).
 
     Attributes:
         attempts / errors: how many invocations were tried and what each said.
@@ -50,19 +55,37 @@ class FragmentFailed(Exception):
             applied, nothing else), for a fallback plan to continue from.
         done_operations: IR operation indices already applied to ``state``.
         records: the plan's fragment records at that moment.
+        no_fallback: why no fallback plan follows (None while one may).
     """
 
     def __init__(self, fragment_id: str, node_id: str, reason: str, *, attempts: int = 1,
-                 errors: list[str] | None = None) -> None:
+                 errors: list[str] | None = None, state: QuantumState | None = None,
+                 done_operations: frozenset[int] = frozenset(), records: list[FragmentRecord] | None = None,
+                 no_fallback: str | None = None) -> None:
         super().__init__(f"fragment {fragment_id} on node {node_id} failed after {attempts} attempt(s): {reason}")
         self.fragment_id = fragment_id
         self.node_id = node_id
         self.reason = reason
         self.attempts = attempts
         self.errors = errors or [reason]
-        self.state: QuantumState | None = None
-        self.done_operations: frozenset[int] = frozenset()
-        self.records: list[FragmentRecord] = []
+        self.state = state
+        self.done_operations = done_operations
+        self.records = records or []
+        self.no_fallback = no_fallback
+
+    def _copy(self, **changes: object) -> FragmentFailed:
+        fields = {"attempts": self.attempts, "errors": self.errors, "state": self.state,
+                  "done_operations": self.done_operations, "records": self.records, "no_fallback": self.no_fallback}
+        return FragmentFailed(self.fragment_id, self.node_id, self.reason, **{**fields, **changes})  # type: ignore[arg-type]
+
+    def with_progress(self, state: QuantumState, done_operations: frozenset[int],
+                      records: list[FragmentRecord]) -> FragmentFailed:
+        """This failure, with where the plan stopped (for a fallback plan to continue from)."""
+        return self._copy(state=state, done_operations=done_operations, records=records)
+
+    def without_fallback(self, why: str) -> FragmentFailed:
+        """This failure, final: no fallback plan follows, for the reason ``why``."""
+        return self._copy(no_fallback=why)
 
 
 @dataclass(frozen=True)
@@ -155,11 +178,11 @@ async def execute_plan(
         payload = await trio.to_thread.run_sync(pack_state, subsystem.state)
         response, out = await invoke(fragment.node_id, request, payload)
         if response.node_id != fragment.node_id:
-            raise FragmentError(f"answered by {response.node_id}, not the assigned node")
+            raise NodeAnswerError(f"answered by {response.node_id}, not the assigned node")
         if not response.ok:
             code = response.error.code if response.error else "internal"
             message = f"{code}: {response.error.message}" if response.error else "unknown error"
-            raise FragmentError(message, retryable=code == "internal")
+            raise NodeAnswerError(message, retryable=code == "internal")
         return response, out
 
     async def run(fragment: FragmentPlan, subsystem: Subsystem, request: ExecuteRequest) -> ExecuteResponse:
@@ -177,7 +200,7 @@ async def execute_plan(
                 except Exception as exc:  # transport failure or node error
                     reason = str(exc) or type(exc).__name__
                     record.errors.append(reason)
-                    retryable = getattr(exc, "retryable", True)
+                    retryable = exc.retryable if isinstance(exc, NodeAnswerError) else True
                     if not retryable or record.attempts >= retry.max_attempts:
                         await _finish(record, "FAILED", reason, on_record)
                         raise FragmentFailed(record.fragment_id, fragment.node_id, reason,
@@ -250,9 +273,8 @@ async def execute_plan(
         failed = _first(group, FragmentFailed)
         if failed is None:
             raise
-        failed.state, failed.done_operations = state, frozenset(done_operations)
-        failed.records = [records[f.fragment_id] for f in plan.fragments]
-        raise failed from None
+        raise failed.with_progress(state, frozenset(done_operations),
+                                   [records[f.fragment_id] for f in plan.fragments]) from None
 
     final_state = state.full().copy() if keep_final_state else None
     counts: dict[str, int] = {}
@@ -273,9 +295,8 @@ async def execute_plan(
         try:
             counts = dict((await run(readout, subsystem, request)).counts)
         except FragmentFailed as failed:
-            failed.state, failed.done_operations = state, frozenset(done_operations)
-            failed.records = [records[f.fragment_id] for f in plan.fragments]
-            raise
+            raise failed.with_progress(state, frozenset(done_operations),
+                                       [records[f.fragment_id] for f in plan.fragments]) from None
     return Execution(
         counts=counts,
         records=[records[f.fragment_id] for f in plan.fragments],
@@ -307,7 +328,7 @@ def _clbit_registers(ir: CircuitIR) -> tuple[ClbitRegister, ...]:
     return (ClbitRegister(name="c", size=ir.num_clbits),) if ir.num_clbits else ()
 
 
-class FragmentError(Exception):
+class NodeAnswerError(CoordinatorError):
     """The node answered, but not with a usable result; ``retryable`` if another attempt may succeed."""
 
     def __init__(self, message: str, retryable: bool = True) -> None:
