@@ -36,6 +36,9 @@ class Metrics:
         # invalid, forged, not_admitted, token_{malformed,bad_signature,other_coordinator,other_peer,expired}
         self.advertisements_rejected = Counter("qb2_advertisements_rejected", "Advertisements refused, by reason",
                                        ["reason"], registry=r)
+        # issue 12: a job is planned once at admission and re-planned only when the nodes changed
+        self.plans = Counter("qb2_plans", "Planner runs, by reason: admission, dry_run, replan, fallback",
+                             ["reason"], registry=r)
         self._completed = 0
         self._finished = 0
 

@@ -11,10 +11,12 @@ unfinished job (:meth:`CoordinatorService.recover`).
 from __future__ import annotations
 
 import dataclasses
+import functools
+import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -33,6 +35,7 @@ from qb2.compiler import (
     plan_circuit,
 )
 from qb2.coordinator.config import Settings
+from qb2.coordinator.errors import CoordinatorError
 from qb2.coordinator.fidelity import estimated_fidelity, ideal_distribution, measured_fidelity
 from qb2.protocol.jobs import ErrorInfo, FragmentRecord, JobOptions, JobRecord, JobResult, JobState, Priority
 from qb2.coordinator.metrics import Metrics
@@ -41,6 +44,7 @@ from qb2.coordinator.registry import Registry
 from qb2.coordinator.reservations import EventSink, ReserveCall, Reservations, Reserver, open_windows
 from qb2.coordinator.runtime import Execution, FragmentFailed, Invoker, RetryPolicy, execute_plan
 from qb2.coordinator.store import JobStore
+from qb2.protocol.advert import ServiceAdvertisement
 from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
 from qb2.protocol.reservation import ReserveRequest, ReserveResponse
 
@@ -61,7 +65,7 @@ _LIMIT_CODES = {
 }
 
 
-class SubmissionRejected(Exception):
+class SubmissionRejected(CoordinatorError):
     """The submission was refused; ``status`` is the HTTP status, ``error`` the structured reason."""
 
     def __init__(self, status: int, error: ErrorInfo) -> None:
@@ -82,6 +86,22 @@ class Submission:
     priority: Priority = Priority.NORMAL
     tags: tuple[str, ...] = ()
     options: JobOptions = dataclasses.field(default_factory=lambda: JobOptions())
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What admission compiled, kept for the worker (issue 12: a job is parsed and planned once).
+
+    Attributes:
+        ir: the parsed circuit.
+        plan: the plan made at submit (also stored with the job).
+        nodes: :meth:`CoordinatorService.nodes_fingerprint` of the nodes it was planned on; the
+            worker reuses the plan only while the registry still gives the same fingerprint.
+    """
+
+    ir: CircuitIR
+    plan: Plan
+    nodes: str
 
 
 def detect_format(text: str) -> Literal["qasm2", "qasm3"]:
@@ -115,6 +135,7 @@ class CoordinatorService:
         self.queue = JobQueue(settings.runtime.queue_capacity)
         self.metrics = Metrics()
         self._running: dict[str, trio.CancelScope] = {}  # job id -> scope of the worker running it
+        self._admitted: dict[str, Admission] = {}  # queued job id -> what submit compiled (issue 12)
         #: where transport calls run while workers run, outside every job's cancel scope (see _uninterrupted)
         self._calls: trio.Nursery | None = None
         self._changed = trio.Event()  # set (and replaced) on every job state change
@@ -126,9 +147,10 @@ class CoordinatorService:
         return IngestLimits(max_qubits=limits.max_qubits, max_clbits=limits.max_clbits,
                             max_operations=limits.max_operations, max_gate_nesting=limits.max_gate_nesting)
 
-    def planner_options(self, options: JobOptions | None = None) -> PlannerOptions:
-        """Planner options: ``[compiler]`` settings, the job's overrides, and the latest
-        measured link round trips from the registry (FR-004, FR-008)."""
+    def planner_options(self, options: JobOptions | None = None,
+                        degraded: frozenset[str] = frozenset()) -> PlannerOptions:
+        """Planner options: ``[compiler]`` settings, the job's overrides, the latest
+        measured link round trips from the registry and the ``degraded`` node ids (FR-004, FR-008)."""
         c = self.settings.compiler
         options = options or JobOptions()
         weights = {**c.weights.model_dump(), **options.weights.model_dump(exclude_none=True)}
@@ -144,15 +166,27 @@ class CoordinatorService:
             link_rtt_s=rtts,
             min_fidelity=options.min_fidelity,
             min_nodes=options.min_nodes,
+            degraded=degraded,
         )
 
     def compile(self, text: str, fmt: Literal["qasm2", "qasm3"], name: str,
-                options: JobOptions | None = None) -> tuple[CircuitIR, Plan]:
-        """Parse and plan against the registry's available nodes.
+                options: JobOptions | None = None, *, reason: str = "dry_run") -> tuple[CircuitIR, Plan]:
+        """Parse and plan against the registry's available nodes (the dry-run plan, FR-004).
 
         Raises:
-            SubmissionRejected: 422 for invalid QASM or an infeasible circuit,
-                503 when no node is available.
+            SubmissionRejected: see :meth:`admit`.
+        """
+        admission = self.admit(text, fmt, name, options, reason=reason)
+        return admission.ir, admission.plan
+
+    def admit(self, text: str, fmt: Literal["qasm2", "qasm3"], name: str,
+              options: JobOptions | None = None, *, reason: str = "admission") -> Admission:
+        """Parse and plan once; ``reason`` labels the planner run in ``qb2_plans_total``.
+
+        Raises:
+            SubmissionRejected: 413 over the QASM size limit; 422 for invalid QASM
+                or an infeasible circuit; 503 when no node is available, or every
+                available node is degraded (FR-008).
         """
         limits = self.settings.limits
         if len(text.encode("utf-8", "surrogatepass")) > limits.max_qasm_bytes:
@@ -168,26 +202,59 @@ class CoordinatorService:
             raise SubmissionRejected(422, ErrorInfo(code="invalid_qasm", message=exc.message,
                                                     details=exc.to_dict())) from None
         try:
-            return ir, self.plan_for(ir, options=options)
+            plan, nodes = self._plan(ir, frozenset(), options, reason)
         except InfeasiblePlanError as exc:
+            if exc.constraint == "degraded":  # temporary, like no node at all: retry later
+                raise SubmissionRejected(503, ErrorInfo(code="nodes_degraded", message=exc.message,
+                                                        details=exc.to_dict())) from None
             raise SubmissionRejected(422, ErrorInfo(code="infeasible", message=exc.message,
                                                     details=exc.to_dict())) from None
+        return Admission(ir, plan, nodes)
 
-    def plan_for(self, ir: CircuitIR, exclude: frozenset[str] = frozenset(),
-                 options: JobOptions | None = None) -> Plan:
-        """Plan ``ir`` on the available nodes minus ``exclude`` (failed nodes of a fallback).
+    def planning_nodes(self, exclude: frozenset[str] = frozenset()) -> tuple[list[ServiceAdvertisement], frozenset[str]]:
+        """The available nodes minus ``exclude``, and the ids of those that are degraded (FR-008).
 
-        Raises:
-            SubmissionRejected: 503 when no node is available at all.
-            InfeasiblePlanError: no feasible plan on the remaining nodes.
+        Degraded nodes are passed to the planner with their ids in
+        ``PlannerOptions.degraded``, which leaves them out and says so when
+        every available node is degraded; the registry does not filter them first.
         """
-        nodes = [n for n in self.registry.query(include_degraded=False) if n.node_id not in exclude]
+        nodes = [n for n in self.registry.query() if n.node_id not in exclude]
+        return nodes, frozenset(n.node_id for n in nodes if self.registry.degraded(n.node_id))
+
+    @staticmethod
+    def nodes_fingerprint(nodes: Sequence[ServiceAdvertisement], degraded: frozenset[str]) -> str:
+        """A digest of what the planner is told about ``nodes``: each advertisement without the
+        fields that change with every advert (``timestamp``, ``sequence``), and the degraded set.
+
+        Measured round trips are left out on purpose: they move on every probe, and a plan
+        admitted a few seconds earlier on the same nodes is still the job's plan.
+        """
+        digest = hashlib.sha256()
+        for node in sorted(nodes, key=lambda n: n.node_id):
+            digest.update(node.model_dump_json(exclude={"timestamp", "sequence"}).encode())
+        digest.update(",".join(sorted(degraded)).encode())
+        return digest.hexdigest()
+
+    def _plan(self, ir: CircuitIR, exclude: frozenset[str], options: JobOptions | None,
+              reason: str) -> tuple[Plan, str]:
+        nodes, degraded = self.planning_nodes(exclude)
         if not nodes and not exclude:
             raise SubmissionRejected(503, ErrorInfo(
                 code="no_nodes",
                 message="no service node is available; start one with `qb2 node --bootstrap <coordinator multiaddr> --join-token <token from qb2 join-token --peer-id <node peer id>>` (docs/runbooks.md)",
             ))
-        return plan_circuit(ir, nodes, self.planner_options(options))
+        self.metrics.plans.labels(reason=reason).inc()
+        return plan_circuit(ir, nodes, self.planner_options(options, degraded)), self.nodes_fingerprint(nodes, degraded)
+
+    def plan_for(self, ir: CircuitIR, exclude: frozenset[str] = frozenset(),
+                 options: JobOptions | None = None) -> Plan:
+        """Plan ``ir`` on the available nodes minus ``exclude`` (failed or refusing nodes of a fallback).
+
+        Raises:
+            SubmissionRejected: 503 when no node is available at all.
+            InfeasiblePlanError: no feasible plan on the remaining nodes.
+        """
+        return self._plan(ir, exclude, options, "fallback")[0]
 
     async def submit(self, submission: Submission) -> JobRecord:
         """Validate, persist as QUEUED and enqueue a job; returns its record at once.
@@ -198,7 +265,8 @@ class CoordinatorService:
         """
         fmt = submission.format or detect_format(submission.qasm)
         name = submission.name or "circuit"
-        ir, _ = await trio.to_thread.run_sync(self.compile, submission.qasm, fmt, name, submission.options)
+        admission = await trio.to_thread.run_sync(self.admit, submission.qasm, fmt, name, submission.options)
+        ir = admission.ir
         now = time.time()
         job = JobRecord(
             job_id=uuid.uuid4().hex, state=JobState.QUEUED, created_at=now, updated_at=now, name=name,
@@ -209,9 +277,12 @@ class CoordinatorService:
         if len(self.queue) >= self.queue.capacity:
             raise SubmissionRejected(503, ErrorInfo(code="queue_full", message="job queue is full; retry later"))
         await self.store.insert_job(job, submission.qasm)  # persisted before it is acted on (FR-010)
+        await self.store.set_plan(job.job_id, admission.plan.to_json())  # the plan is stored with the job
+        self._admitted[job.job_id] = admission
         try:
             self.queue.put_nowait(job.job_id, job.priority)
         except QueueFull:  # filled by concurrent submits since the check above
+            self._admitted.pop(job.job_id, None)
             await self.store.delete_job(job.job_id)
             raise SubmissionRejected(503, ErrorInfo(code="queue_full", message="job queue is full; retry later")) from None
         self.metrics.jobs_submitted.inc()
@@ -251,6 +322,7 @@ class CoordinatorService:
         if job is None or job.state.final:
             return job
         if self.queue.remove(job_id):
+            self._admitted.pop(job_id, None)
             self.metrics.queue_depth.set(len(self.queue))
             await self._finish(job_id, JobState.CANCELLED, job.created_at)
         elif job_id in self._running:
@@ -294,16 +366,17 @@ class CoordinatorService:
     async def _uninterrupted(self, wait_s: float, call: Callable[..., Awaitable[T]], *args: object) -> T:
         """``await call(*args)``, a request to a node, run so that cancelling the job never interrupts it.
 
-        Why: a libp2p request is not cancel-safe. All streams to a node share
-        one Noise-encrypted yamux connection, and Noise advances its nonce when
-        it encrypts a frame, before the write; a job cancelled while one of its
-        requests writes (opening the stream, negotiating the protocol, sending
-        the request) drops an encrypted frame, the node can no longer decrypt
-        the connection, and it is closed. Every other job's request on it then
-        fails ("failed to open a stream", "No valid connections available"): a
-        concurrent job's reservation fails and it is re-planned without the node,
-        or FAILED; the cancelled job's own releases are not delivered and its
-        windows stay active on the node (FR-005, FR-009).
+        Why: a libp2p request is not cancel-safe (:mod:`qb2.daemon.streams`).
+        All streams to a node share one Noise-encrypted yamux connection, and
+        Noise advances its nonce when it encrypts a frame, before the write; a
+        job cancelled while one of its requests writes (opening the stream,
+        negotiating the protocol, sending the request) drops or cuts an
+        encrypted frame, the node can no longer decrypt the connection, and it
+        is closed. Every other request on it then fails ("failed to open a
+        stream", "No valid connections available"): a concurrent job's
+        reservation fails and it is re-planned without the node, or FAILED; the
+        cancelled job's own releases are not delivered and its windows stay
+        active on the node (FR-005, FR-009).
 
         So, while the workers run, the call runs in their ``_calls`` nursery,
         outside the job's cancel scope. A cancelled caller stops waiting for it
@@ -352,14 +425,16 @@ class CoordinatorService:
     async def _reserve_call(self, node_id: str, request: ReserveRequest) -> ReserveResponse:
         """The ``reserve`` transport, uninterrupted (:meth:`_uninterrupted`).
 
-        A job cancelled while a reserve request is in flight waits for its
+        A job cancelled while a ``reserve`` request is in flight waits for its
         answer (at most ``runtime.reserve_timeout_s``, the transport's own bound)
         before it releases its windows: a release sent meanwhile on another
         stream could reach the node before the request, be refused as unknown,
-        and leave the window the node then grants active (FR-005).
+        and leave the window the node then grants active (FR-005). A release
+        cut short by its caller's time bound is not waited for.
         """
         assert self.reserve is not None
-        return await self._uninterrupted(self.settings.runtime.reserve_timeout_s, self.reserve, node_id, request)
+        wait_s = self.settings.runtime.reserve_timeout_s if request.action == "reserve" else 0.0
+        return await self._uninterrupted(wait_s, self.reserve, node_id, request)
 
     async def _worker(self) -> None:
         while True:
@@ -381,6 +456,7 @@ class CoordinatorService:
 
     async def process(self, job_id: str) -> None:
         """Compile, execute and record one queued job."""
+        admitted, why = self._admitted.pop(job_id, None), None
         job = await self.store.get_job(job_id)
         source = await self.store.get_source(job_id)
         if job is None or source is None or job.state.final:
@@ -388,13 +464,22 @@ class CoordinatorService:
         fmt, text = source
         # a job recovered after a restart may still hold windows from its previous run (FR-005, FR-010)
         await self._release_open_windows(job_id, "recovered")
-        await self._transition(job_id, JobState.COMPILING)
+        # issue 12: the plan made at admission is the job's plan unless the nodes changed since
+        if admitted is None:
+            why = "no admission plan kept for this job (the coordinator restarted since it was admitted)"
+        elif self.nodes_fingerprint(*self.planning_nodes()) != admitted.nodes:
+            why = "the nodes changed since admission (one joined, left, changed its advertisement or degraded)"
+        await self._transition(job_id, JobState.COMPILING,
+                               {"plan": "admitted"} if why is None else {"plan": "replanned", "why": why})
         await self.store.delete_fragments(job_id)  # a recovered job starts its fragments afresh
-        try:
-            ir, plan = await self._compile_when_nodes_allow(text, fmt, job.name, job.options)
-        except SubmissionRejected as exc:
-            await self._fail(job_id, exc.error)
-            return
+        if admitted is not None and why is None:
+            ir, plan = admitted.ir, admitted.plan
+        else:
+            try:
+                ir, plan = await self._compile_when_nodes_allow(text, fmt, job.name, job.options)
+            except SubmissionRejected as exc:
+                await self._fail(job_id, exc.error)
+                return
         await self._transition(job_id, JobState.RESERVING)
         try:
             plan, reservations = await self._reserve(job_id, ir, plan, job.options)
@@ -412,7 +497,7 @@ class CoordinatorService:
                 code="fragment_failed", message=str(exc),
                 details={"fragment_id": exc.fragment_id, "node_id": exc.node_id, "reason": exc.reason,
                          "attempts": exc.attempts, "errors": exc.errors,
-                         "fallback": getattr(exc, "no_fallback", None)}))
+                         "fallback": exc.no_fallback}))
             return
         await self._release(job_id, reservations, records)
         done = [r for r in records if r.status == "DONE"]
@@ -491,7 +576,7 @@ class CoordinatorService:
 
         Raises:
             FragmentFailed: out of fallbacks, or no feasible plan without the failed
-                nodes (``no_fallback`` attribute says why).
+                nodes (its ``no_fallback`` says why).
         """
         runtime = self.settings.runtime
         policy = RetryPolicy(runtime.max_attempts, runtime.backoff_base_s, runtime.backoff_max_s)
@@ -529,8 +614,7 @@ class CoordinatorService:
                 history += exc.records
                 applied.update(index_map[i] for i in exc.done_operations)
                 if fallback >= runtime.max_fallbacks:
-                    exc.no_fallback = f"all {runtime.max_fallbacks} fallback plans used"
-                    raise
+                    raise exc.without_fallback(f"all {runtime.max_fallbacks} fallback plans used") from None
                 excluded.add(exc.node_id)
                 remaining = tuple(i for i in range(len(ir.operations)) if i not in applied)
                 current_ir = dataclasses.replace(ir, operations=tuple(ir.operations[i] for i in remaining))
@@ -538,8 +622,8 @@ class CoordinatorService:
                     current_plan = await trio.to_thread.run_sync(self.plan_for, current_ir, frozenset(excluded),
                                                                  job.options)
                 except InfeasiblePlanError as infeasible:
-                    exc.no_fallback = f"no feasible plan without {sorted(excluded)}: {infeasible.message}"
-                    raise exc from None
+                    raise exc.without_fallback(
+                        f"no feasible plan without {sorted(excluded)}: {infeasible.message}") from None
                 state, index_map, fallback, failed_node = exc.state, remaining, fallback + 1, exc.node_id
                 log.warning("falling back to a new plan", extra={
                     "job_id": job_id, "fallback": fallback, "failed_node": exc.node_id,
@@ -559,15 +643,17 @@ class CoordinatorService:
         deadline = trio.current_time() + self.settings.discovery.registry_ttl_s
         while True:
             try:
-                return await trio.to_thread.run_sync(self.compile, text, fmt, name, options)
+                admission = await trio.to_thread.run_sync(
+                    functools.partial(self.admit, text, fmt, name, options, reason="replan"))
+                return admission.ir, admission.plan
             except SubmissionRejected as exc:
-                if exc.error.code not in ("no_nodes", "infeasible") or trio.current_time() >= deadline:
+                if exc.error.code not in ("no_nodes", "nodes_degraded", "infeasible") or trio.current_time() >= deadline:
                     raise
             with trio.move_on_at(deadline):
                 await self.registry.wait_changed()
 
-    async def _transition(self, job_id: str, state: JobState) -> None:
-        await self.store.set_state(job_id, state, time.time())
+    async def _transition(self, job_id: str, state: JobState, detail: dict[str, str] | None = None) -> None:
+        await self.store.set_state(job_id, state, time.time(), detail=detail)
         self._notify()
         log.info("job state", extra={"job_id": job_id, "state": state.value})
 

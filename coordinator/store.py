@@ -128,13 +128,18 @@ class JobStore:
 
     async def set_state(
         self, job_id: str, state: JobState, updated_at: float, *, error: ErrorInfo | None = None,
-        result: JobResult | None = None,
+        result: JobResult | None = None, detail: dict[str, Any] | None = None,
     ) -> int:
         """Record a state transition (with the error for FAILED, the result for COMPLETED)
-        and append it to the job's event log, in one transaction. Returns the event id."""
+        and append it to the job's event log, in one transaction. Returns the event id.
+
+        ``detail`` (JSON-serialisable) is stored with the event, e.g. why a job was re-planned;
+        the error, if any, is added to it under ``"error"``.
+        """
         error_json = error.model_dump_json() if error else None
         result_json = result.model_dump_json() if result else None
-        detail = json.dumps({"error": error.model_dump()}) if error else None
+        merged = {**(detail or {}), **({"error": error.model_dump()} if error else {})}
+        detail_json = json.dumps(merged) if merged else None
 
         def write() -> int:
             with self._transaction():
@@ -145,7 +150,7 @@ class JobStore:
                 )
                 cursor = self._conn.execute(
                     "INSERT INTO job_events (job_id, state, at, detail_json) VALUES (?,?,?,?)",
-                    (job_id, state.value, updated_at, detail),
+                    (job_id, state.value, updated_at, detail_json),
                 )
                 return int(cursor.lastrowid)
 

@@ -162,8 +162,8 @@ async def test_a_crashed_job_fails_and_releases_its_windows(tmp_path: Path, idea
     async def broken_set_plan(job_id: str, plan: str) -> None:
         raise RuntimeError("disk on fire")
 
-    store.set_plan = broken_set_plan  # type: ignore[method-assign]  # right after RESERVING
-    job = await service.submit(Submission(QFT, None, 100, 1, "qft"))
+    job = await service.submit(Submission(QFT, None, 100, 1, "qft"))  # stores the admission plan
+    store.set_plan = broken_set_plan  # type: ignore[method-assign]  # the next save: right after RESERVING
     async with trio.open_nursery() as nursery:
         nursery.start_soon(service.run_workers)
         with trio.fail_after(30):

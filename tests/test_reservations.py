@@ -8,14 +8,18 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import trio
 
 from qb2.client.http import Client
 from qb2.client.cluster import LocalCluster, NodeSpec
+from qb2.coordinator.service import Submission
 from qb2.experiments.circuits import benchmark_circuit
+from qb2.protocol.jobs import JobState
+from tests.conftest import InProcessCluster
+from tests.test_release import QFT, Nodes, make_service
 
-pytestmark = pytest.mark.integration
 
-
+@pytest.mark.integration
 def test_windows_are_granted_consumed_and_offered_later_when_busy(tmp_path: Path) -> None:
     nodes = [NodeSpec("a", "ideal", ["--qubits", "4"]), NodeSpec("b", "ideal", ["--qubits", "4"])]
     with LocalCluster(tmp_path, nodes) as cluster, Client(cluster.api_url) as client:
@@ -60,6 +64,7 @@ def node_ledger_from_logs(log_dir: Path) -> tuple[dict[str, float], dict[str, st
     return granted, closed
 
 
+@pytest.mark.integration
 def test_cancelled_jobs_leave_no_window_on_the_nodes_and_offers_are_bounded(tmp_path: Path) -> None:
     """Issue 11 defect 7 (FR-005): jobs cancelled while RESERVING or EXECUTING give back every window
     they were granted, as the nodes' own ledgers log it; a later small job meets no leftover window, and
@@ -107,3 +112,43 @@ def test_cancelled_jobs_leave_no_window_on_the_nodes_and_offers_are_bounded(tmp_
         # empty for a first job cancelled before its first request went out
         assert max(per_fragment.values(), default=0) <= 1 + 2, per_fragment  # max_reservation_offers = 2
     assert not [e for e in small_events if e["kind"] == "rejected"], small_events  # no leftover window in its way
+
+
+@pytest.mark.parametrize("call", ["reserve", "execute"])
+async def test_a_cancel_lets_the_request_in_flight_finish(call: str, tmp_path: Path,
+                                                          ideal_cluster: InProcessCluster) -> None:
+    """A libp2p write is not cancel-safe (:mod:`qb2.daemon.streams`): cutting a request mid-write broke
+    the node's connection, so the other job's reservations failed (it was FAILED) and the cancelled job's
+    releases were not delivered (windows left active). A cancelled job now lets its request in flight
+    finish, and still releases every window, one granted by a reserve request in flight included."""
+    nodes = Nodes(ideal_cluster)
+    service, store = make_service(tmp_path, nodes)
+    reached, finished, interrupted = trio.Event(), trio.Event(), []
+
+    async def slow(n: int, request: object) -> None:  # the request is being written or answered
+        if n != (3 if call == "reserve" else 1):
+            return
+        reached.set()
+        try:
+            await trio.sleep(0.5)
+        except trio.Cancelled:
+            interrupted.append(n)
+            raise
+        finished.set()
+
+    if call == "reserve":
+        nodes.after_grant = slow
+    else:
+        nodes.before_execute = slow
+    job = await service.submit(Submission(QFT, None, 100, 1, "qft"))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(service.run_workers)
+        with trio.fail_after(30):
+            await reached.wait()
+            assert (await service.cancel(job.job_id)).state is JobState.CANCELLED
+        assert nodes.active() == {}, "windows left active on the nodes after the cancel"
+        with trio.move_on_after(5):
+            await finished.wait()  # not cut: it runs to its end (then finds its window released)
+        nursery.cancel_scope.cancel()
+    assert interrupted == [] and finished.is_set(), "the cancel cut the request in flight"
+    assert nodes.active() == {}
