@@ -7,10 +7,11 @@ import itertools
 
 import trio
 
+from qb2.coordinator.errors import CoordinatorError
 from qb2.protocol.jobs import Priority
 
 
-class QueueFull(Exception):
+class QueueFull(CoordinatorError):
     """The queue holds ``capacity`` jobs already."""
 
 

@@ -27,7 +27,8 @@ The hierarchy (each base lives in its package's ``errors`` module)::
     │   ├── SubmissionRejected     a job is refused at admission (HTTP status + ErrorInfo)
     │   ├── InvocationError        a node could not be reached or did not answer
     │   ├── NodeAnswerError        a node answered, but not with a usable result
-    │   └── FragmentFailed         a fragment failed after its attempts
+    │   ├── FragmentFailed         a fragment failed after its attempts
+    │   └── QueueFull              the job queue is at capacity
     └── ClientError                qb2.client.errors
         ├── ApiError               the coordinator answered with an error body
         └── QB2JobError            a Qiskit job ended FAILED or CANCELLED (also qiskit JobError)

@@ -67,6 +67,7 @@ from typing import Literal
 from qb2.compiler.estimate import estimated_success
 from qb2.protocol.advert import Fidelities
 from qb2.protocol.reservation import LedgerEvent, OperationSummary, ReserveRequest, ReserveResponse
+from qb2.service_node.errors import NodeError
 
 __all__ = [
     "LedgerError",
@@ -83,7 +84,7 @@ ReservationStatus = Literal["requested", "granted", "rejected", "consumed", "rel
 _ENDED = frozenset({"rejected", "consumed", "released", "expired"})
 
 
-class LedgerError(ValueError):
+class LedgerError(NodeError, ValueError):
     """An event does not apply to the state folded so far (e.g. ``granted`` for an unknown id)."""
 
 
