@@ -29,7 +29,7 @@ _WHERE = {
     "QB2Backend": "qb2.client.qiskit", "QB2Sampler": "qb2.client.qiskit", "QB2Job": "qb2.client.qiskit",
     "LocalCluster": "qb2.client.cluster", "NodeSpec": "qb2.client.cluster",
 }
-__all__ = sorted(_WHERE)
+__all__ = ["ApiError", "Client", "LocalCluster", "NodeSpec", "QB2Backend", "QB2Job", "QB2Sampler"]
 
 if TYPE_CHECKING:
     from qb2.client.cluster import LocalCluster, NodeSpec

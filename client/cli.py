@@ -183,18 +183,20 @@ def plan(
     typer.echo(json.dumps(body, indent=2))
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def bench(
-    ctx: typer.Context,
-    what: Annotated[str, typer.Argument(help="benchmark to run: compile")] = "compile",
-) -> None:
-    """Run a benchmark (``compile``: compile latency, scaling and plan quality; writes experiments/results/).
-
-    Further options go to the benchmark (``qb2 bench compile --help``).
-    """
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def bench(ctx: typer.Context) -> None:
+    """Run a benchmark: ``qb2 bench compile [OPTIONS]`` (compile latency, scaling and plan quality;
+    writes experiments/results/). ``qb2 bench compile --help`` lists the benchmark's options."""
+    what, *rest = ctx.args or ["compile"]
+    if what in ("-h", "--help"):
+        typer.echo("usage: qb2 bench compile [--help] [OPTIONS]  (benchmarks: compile)")
+        raise typer.Exit(0)
     if what != "compile":
         _fail(f"unknown benchmark {what!r}; available: compile")
-    _hand_over("qb2.experiments.bench_compile", ctx.args)
+    _hand_over("qb2.experiments.bench_compile", rest)
 
 
 experiment_app = typer.Typer(help="Experiment harness (FR-013): distributed vs centralized runs under faults.",

@@ -8,7 +8,6 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import trio
 import typer
 
 from qb2.daemon.process import ConfigOpt, fail, run_until_signal
@@ -39,6 +38,8 @@ def coordinator(
     except ConfigError as exc:
         fail(str(exc))
     configure_logging(settings.log_level, component="coordinator")
+    import trio  # here, not at the top: every `qb2` command imports this module
+
     trio.run(partial(run_until_signal, run_coordinator, settings, ready_file=ready_file))
 
 

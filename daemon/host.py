@@ -1,7 +1,7 @@
 """The libp2p stack both daemons speak: Noise only, yamux, GossipSub v1.1.
 
-Host construction lives in :mod:`qb2.daemon` (both daemons build one); the
-choices fixed here are part of the wire contract (DESIGN.md, measured facts):
+Both daemons build their host here; the choices fixed here are part of the
+wire contract (DESIGN.md, measured facts):
 
 - security is Noise only; py-libp2p's default also accepts ``/plaintext/2.0.0``;
 - the muxer is yamux only;

@@ -7,7 +7,6 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, Optional
 
-import trio
 import typer
 
 #: The ``--config`` option every qb2 command shares: a TOML file, else ``$QB2_CONFIG``, else defaults.
@@ -30,6 +29,8 @@ async def run_until_signal(fn: Callable[..., Awaitable[Any]], *args: Any, **kwar
     The daemon's task lives in this function's nursery, so a signal cancels it
     through its cancel scope and every cleanup (``finally``, shielded releases) runs.
     """
+    import trio  # here, not at the top: every `qb2` command imports this module
+
     async with trio.open_nursery() as nursery:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async def run() -> None:

@@ -1,7 +1,8 @@
 """``python -m qb2.experiments run --suite smoke --seed 7 --out DIR``: the FR-013 experiment harness CLI.
 
-``qb2 experiment run ...`` (coordinator/cli.py) is the same command: it hands
-its arguments to :func:`main`, so both share this one parser and code path.
+``qb2 experiment run ...`` (client/cli.py) is the same command: it runs this
+module as a child program with the same arguments, so both share this one
+parser and code path.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ Nothing here imports from another qb2 package (DESIGN.md, Layout;
 docs/architecture.md). Code that *runs* the wire (the libp2p host, logging,
 settings) is :mod:`qb2.daemon`. The modules are:
 
+- :mod:`qb2.protocol.errors` — :class:`Qb2Error`, the root of qb2's exceptions, and the tree.
 - :mod:`qb2.protocol.ids` — protocol version, libp2p protocol ids and GossipSub topics.
 - :mod:`qb2.protocol.advert` — the service advertisement (FR-001) and its validation.
 - :mod:`qb2.protocol.execute` — fragment execution request / response headers.

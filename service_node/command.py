@@ -11,7 +11,6 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import trio
 import typer
 
 from qb2.daemon.process import ConfigOpt, fail, run_until_signal
@@ -105,6 +104,8 @@ def node(
         except JoinTokenError as exc:
             fail(f"--join-token / p2p.join_token refused: {exc.reason}")
     configure_logging(settings.log_level, component="node")
+    import trio  # here, not at the top: every `qb2` command imports this module
+
     trio.run(partial(run_until_signal, run_node, settings, ready_file=ready_file))
 
 
