@@ -39,8 +39,19 @@ class Metrics:
         # issue 12: a job is planned once at admission and re-planned only when the nodes changed
         self.plans = Counter("qb2_plans", "Planner runs, by reason: admission, dry_run, replan, fallback",
                              ["reason"], registry=r)
+        # issue 13: per node, the estimated seconds of unfinished fragments of admitted jobs (coordinator/load.py)
+        self.committed_work = Gauge("qb2_node_committed_work_seconds",
+                                    "Estimated seconds of work committed to the node by unfinished jobs",
+                                    ["node_id"], registry=r)
+        self._committed_nodes: set[str] = set()
         self._completed = 0
         self._finished = 0
+
+    def set_committed_work(self, per_node: dict[str, float]) -> None:
+        """Set ``qb2_node_committed_work_seconds`` per node; nodes seen before and absent now read 0."""
+        self._committed_nodes.update(per_node)
+        for node_id in self._committed_nodes:
+            self.committed_work.labels(node_id=node_id).set(per_node.get(node_id, 0.0))
 
     def job_finished(self, state: str, latency_s: float, reason: str | None = None) -> None:
         """Count a job that reached ``state`` after ``latency_s`` seconds."""

@@ -16,7 +16,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -26,10 +26,10 @@ from qb2.compiler import (
     CircuitIR,
     CostWeights,
     InfeasiblePlanError,
-    Plan,
-    PlannerOptions,
     IngestLimits,
     LimitExceededError,
+    Plan,
+    PlannerOptions,
     QasmValidationError,
     parse_qasm,
     plan_circuit,
@@ -37,15 +37,16 @@ from qb2.compiler import (
 from qb2.coordinator.config import Settings
 from qb2.coordinator.errors import CoordinatorError
 from qb2.coordinator.fidelity import estimated_fidelity, ideal_distribution, measured_fidelity
-from qb2.protocol.jobs import ErrorInfo, FragmentRecord, JobOptions, JobRecord, JobResult, JobState, Priority
+from qb2.coordinator.load import CommittedWork
 from qb2.coordinator.metrics import Metrics
 from qb2.coordinator.queue import JobQueue, QueueFull
 from qb2.coordinator.registry import Registry
-from qb2.coordinator.reservations import EventSink, ReserveCall, Reservations, Reserver, open_windows
+from qb2.coordinator.reservations import EventSink, Reservations, ReserveCall, Reserver, open_windows
 from qb2.coordinator.runtime import Execution, FragmentFailed, Invoker, RetryPolicy, execute_plan
 from qb2.coordinator.store import JobStore
 from qb2.protocol.advert import ServiceAdvertisement
 from qb2.protocol.execute import ExecuteRequest, ExecuteResponse
+from qb2.protocol.jobs import ErrorInfo, FragmentRecord, JobOptions, JobRecord, JobResult, JobState, Priority
 from qb2.protocol.reservation import ReserveRequest, ReserveResponse
 
 log = logging.getLogger("qb2.coordinator.jobs")
@@ -63,6 +64,11 @@ _LIMIT_CODES = {
     "max_gate_nesting": "too_deep",
     "max_bracket_depth": "too_deep",
 }
+
+
+#: Most IR operations kept in memory for queued jobs' admission plans (issue 12); at the default
+#: ``limits.max_operations`` (100,000) that is at least ten large jobs, or thousands of small ones.
+_ADMITTED_MAX_OPERATIONS = 1_000_000
 
 
 class SubmissionRejected(CoordinatorError):
@@ -95,13 +101,16 @@ class Admission:
     Attributes:
         ir: the parsed circuit.
         plan: the plan made at submit (also stored with the job).
-        nodes: :meth:`CoordinatorService.nodes_fingerprint` of the nodes it was planned on; the
+        nodes_fingerprint: :meth:`CoordinatorService.nodes_fingerprint` of the nodes it was planned on; the
             worker reuses the plan only while the registry still gives the same fingerprint.
+        queue_wait_s: the committed work per node (seconds) the plan was made against
+            (``PlannerOptions.queue_wait_s``, issue 13).
     """
 
     ir: CircuitIR
     plan: Plan
-    nodes: str
+    nodes_fingerprint: str
+    queue_wait_s: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 def detect_format(text: str) -> Literal["qasm2", "qasm3"]:
@@ -134,8 +143,11 @@ class CoordinatorService:
         self.reserve = reserve
         self.queue = JobQueue(settings.runtime.queue_capacity)
         self.metrics = Metrics()
+        #: issue 13: seconds of unfinished fragments of admitted jobs per node, the planner's queue waits
+        self.load = CommittedWork(on_change=self.metrics.set_committed_work)
         self._running: dict[str, trio.CancelScope] = {}  # job id -> scope of the worker running it
         self._admitted: dict[str, Admission] = {}  # queued job id -> what submit compiled (issue 12)
+        self._admitted_operations = 0  # IR operations held in _admitted (bounded: _ADMITTED_MAX_OPERATIONS)
         #: where transport calls run while workers run, outside every job's cancel scope (see _uninterrupted)
         self._calls: trio.Nursery | None = None
         self._changed = trio.Event()  # set (and replaced) on every job state change
@@ -148,10 +160,14 @@ class CoordinatorService:
                             max_operations=limits.max_operations, max_gate_nesting=limits.max_gate_nesting)
 
     def planner_options(self, options: JobOptions | None = None,
-                        degraded: frozenset[str] = frozenset()) -> PlannerOptions:
+                        degraded: frozenset[str] = frozenset(),
+                        queue_wait_s: Mapping[str, float] | None = None) -> PlannerOptions:
         """Planner options: ``[compiler]`` settings, the job's overrides, the latest
-        measured link round trips from the registry and the ``degraded`` node ids (FR-004, FR-008)."""
+        measured link round trips from the registry, the ``degraded`` node ids (FR-004, FR-008)
+        and, as ``queue_wait_s``, the seconds of work committed to each node by admitted,
+        unfinished jobs (issue 13; ``self.load.per_node()`` when not given)."""
         c = self.settings.compiler
+        waits = self.load.per_node() if queue_wait_s is None else queue_wait_s
         options = options or JobOptions()
         weights = {**c.weights.model_dump(), **options.weights.model_dump(exclude_none=True)}
         rtts = {e.advert.node_id: e.rtt_s for e in self.registry.entries() if e.rtt_s is not None}
@@ -164,6 +180,7 @@ class CoordinatorService:
             weights=CostWeights(**weights),
             ebit_generation_s=c.ebit_generation_s,
             link_rtt_s=rtts,
+            queue_wait_s=dict(waits),
             min_fidelity=options.min_fidelity,
             min_nodes=options.min_nodes,
             degraded=degraded,
@@ -202,14 +219,14 @@ class CoordinatorService:
             raise SubmissionRejected(422, ErrorInfo(code="invalid_qasm", message=exc.message,
                                                     details=exc.to_dict())) from None
         try:
-            plan, nodes = self._plan(ir, frozenset(), options, reason)
+            plan, nodes, waits = self._plan(ir, frozenset(), options, reason)
         except InfeasiblePlanError as exc:
             if exc.constraint == "degraded":  # temporary, like no node at all: retry later
                 raise SubmissionRejected(503, ErrorInfo(code="nodes_degraded", message=exc.message,
                                                         details=exc.to_dict())) from None
             raise SubmissionRejected(422, ErrorInfo(code="infeasible", message=exc.message,
                                                     details=exc.to_dict())) from None
-        return Admission(ir, plan, nodes)
+        return Admission(ir, plan, nodes, waits)
 
     def planning_nodes(self, exclude: frozenset[str] = frozenset()) -> tuple[list[ServiceAdvertisement], frozenset[str]]:
         """The available nodes minus ``exclude``, and the ids of those that are degraded (FR-008).
@@ -236,7 +253,11 @@ class CoordinatorService:
         return digest.hexdigest()
 
     def _plan(self, ir: CircuitIR, exclude: frozenset[str], options: JobOptions | None,
-              reason: str) -> tuple[Plan, str]:
+              reason: str) -> tuple[Plan, str, dict[str, float]]:
+        """The plan, the nodes' fingerprint, and the queue waits (committed work) it was made against.
+
+        The fingerprint leaves the queue waits out: a busy cluster must not force re-plans.
+        """
         nodes, degraded = self.planning_nodes(exclude)
         if not nodes and not exclude:
             raise SubmissionRejected(503, ErrorInfo(
@@ -244,7 +265,9 @@ class CoordinatorService:
                 message="no service node is available; start one with `qb2 node --bootstrap <coordinator multiaddr> --join-token <token from qb2 join-token --peer-id <node peer id>>` (docs/runbooks.md)",
             ))
         self.metrics.plans.labels(reason=reason).inc()
-        return plan_circuit(ir, nodes, self.planner_options(options, degraded)), self.nodes_fingerprint(nodes, degraded)
+        waits = self.load.per_node()
+        plan = plan_circuit(ir, nodes, self.planner_options(options, degraded, waits))
+        return plan, self.nodes_fingerprint(nodes, degraded), waits
 
     def plan_for(self, ir: CircuitIR, exclude: frozenset[str] = frozenset(),
                  options: JobOptions | None = None) -> Plan:
@@ -255,6 +278,22 @@ class CoordinatorService:
             InfeasiblePlanError: no feasible plan on the remaining nodes.
         """
         return self._plan(ir, exclude, options, "fallback")[0]
+
+    def _keep_admission(self, job_id: str, admission: Admission) -> None:
+        """Keep what admission compiled for the worker, unless that would hold more than
+        :data:`_ADMITTED_MAX_OPERATIONS` IR operations over all queued jobs: a job not kept
+        is re-planned by its worker (the COMPILING event says so), which costs time, not memory."""
+        size = admission.ir.num_operations
+        if self._admitted_operations + size <= _ADMITTED_MAX_OPERATIONS:
+            self._admitted[job_id] = admission
+            self._admitted_operations += size
+
+    def _take_admission(self, job_id: str) -> Admission | None:
+        """Remove and return what admission kept for ``job_id`` (None if nothing was kept)."""
+        admission = self._admitted.pop(job_id, None)
+        if admission is not None:
+            self._admitted_operations -= admission.ir.num_operations
+        return admission
 
     async def submit(self, submission: Submission) -> JobRecord:
         """Validate, persist as QUEUED and enqueue a job; returns its record at once.
@@ -276,15 +315,24 @@ class CoordinatorService:
         )
         if len(self.queue) >= self.queue.capacity:
             raise SubmissionRejected(503, ErrorInfo(code="queue_full", message="job queue is full; retry later"))
-        await self.store.insert_job(job, submission.qasm)  # persisted before it is acted on (FR-010)
-        await self.store.set_plan(job.job_id, admission.plan.to_json())  # the plan is stored with the job
-        self._admitted[job.job_id] = admission
-        try:
-            self.queue.put_nowait(job.job_id, job.priority)
-        except QueueFull:  # filled by concurrent submits since the check above
-            self._admitted.pop(job.job_id, None)
-            await self.store.delete_job(job.job_id)
-            raise SubmissionRejected(503, ErrorInfo(code="queue_full", message="job queue is full; retry later")) from None
+        # issue 13: committed at once, so the next admission already sees these nodes as busier
+        self.load.commit(job.job_id, admission.plan, admission.queue_wait_s)
+        # shielded: a client that disconnects now must not leave a stored job that is never queued
+        with trio.CancelScope(shield=True):
+            try:
+                await self.store.insert_job(job, submission.qasm)  # persisted before it is acted on (FR-010)
+                await self.store.set_plan(job.job_id, admission.plan.to_json())  # the plan is stored with the job
+                self._keep_admission(job.job_id, admission)
+                try:
+                    self.queue.put_nowait(job.job_id, job.priority)
+                except QueueFull:  # filled by concurrent submits since the check above
+                    self._take_admission(job.job_id)
+                    await self.store.delete_job(job.job_id)
+                    raise SubmissionRejected(503, ErrorInfo(code="queue_full",
+                                                            message="job queue is full; retry later")) from None
+            except BaseException:
+                self.load.drop(job.job_id)
+                raise
         self.metrics.jobs_submitted.inc()
         self.metrics.queue_depth.set(len(self.queue))
         self._notify()
@@ -322,7 +370,7 @@ class CoordinatorService:
         if job is None or job.state.final:
             return job
         if self.queue.remove(job_id):
-            self._admitted.pop(job_id, None)
+            self._take_admission(job_id)
             self.metrics.queue_depth.set(len(self.queue))
             await self._finish(job_id, JobState.CANCELLED, job.created_at)
         elif job_id in self._running:
@@ -449,6 +497,7 @@ class CoordinatorService:
                     await self._fail(job_id, ErrorInfo(code="internal", message="internal error; see coordinator log"))
                 finally:
                     del self._running[job_id]
+                    self.load.drop(job_id)  # however the job ended, it commits no more work (issue 13)
             if scope.cancelled_caught:
                 job = await self.store.get_job(job_id)
                 if job is not None and not job.state.final:
@@ -456,10 +505,11 @@ class CoordinatorService:
 
     async def process(self, job_id: str) -> None:
         """Compile, execute and record one queued job."""
-        admitted, why = self._admitted.pop(job_id, None), None
+        admitted, why = self._take_admission(job_id), None
         job = await self.store.get_job(job_id)
         source = await self.store.get_source(job_id)
         if job is None or source is None or job.state.final:
+            self.load.drop(job_id)
             return
         fmt, text = source
         # a job recovered after a restart may still hold windows from its previous run (FR-005, FR-010)
@@ -467,7 +517,7 @@ class CoordinatorService:
         # issue 12: the plan made at admission is the job's plan unless the nodes changed since
         if admitted is None:
             why = "no admission plan kept for this job (the coordinator restarted since it was admitted)"
-        elif self.nodes_fingerprint(*self.planning_nodes()) != admitted.nodes:
+        elif self.nodes_fingerprint(*self.planning_nodes()) != admitted.nodes_fingerprint:
             why = "the nodes changed since admission (one joined, left, changed its advertisement or degraded)"
         await self._transition(job_id, JobState.COMPILING,
                                {"plan": "admitted"} if why is None else {"plan": "replanned", "why": why})
@@ -475,11 +525,14 @@ class CoordinatorService:
         if admitted is not None and why is None:
             ir, plan = admitted.ir, admitted.plan
         else:
+            self.load.drop(job_id)  # its admission placement is void; it must not weigh on its own re-plan
             try:
-                ir, plan = await self._compile_when_nodes_allow(text, fmt, job.name, job.options)
+                admission = await self._compile_when_nodes_allow(text, fmt, job.name, job.options)
             except SubmissionRejected as exc:
                 await self._fail(job_id, exc.error)
                 return
+            ir, plan = admission.ir, admission.plan
+            self.load.commit(job_id, plan, admission.queue_wait_s)
         await self._transition(job_id, JobState.RESERVING)
         try:
             plan, reservations = await self._reserve(job_id, ir, plan, job.options)
@@ -543,7 +596,9 @@ class CoordinatorService:
                         extra={"job_id": job_id, "refused": reservations.refused})
             await reserver.release(job_id, reservations, keep=set())
             refused.update(reservations.refused)
-            plan = await trio.to_thread.run_sync(self.plan_for, ir, frozenset(refused), options)
+            self.load.drop(job_id)  # moved to the new plan's nodes (issue 13)
+            plan, _, waits = await trio.to_thread.run_sync(self._plan, ir, frozenset(refused), options, "fallback")
+            self.load.commit(job_id, plan, waits)
         raise InfeasiblePlanError("no_nodes", f"nodes kept refusing reservations: {sorted(refused)}")
 
     def _reservation_sink(self, job_id: str) -> EventSink:
@@ -595,6 +650,8 @@ class CoordinatorService:
         async def on_record(record: FragmentRecord) -> None:
             record.fallback, record.original_node_id = fallback, failed_node
             await self.store.save_fragment(job_id, record)
+            if record.status in ("DONE", "FAILED", "CANCELLED"):
+                self.load.finish(job_id, record.fragment_id)  # its node no longer waits for it (issue 13)
             if record.status in ("DONE", "FAILED"):
                 self.metrics.fragment_invocations.labels(node_id=record.node_id, outcome=record.status).inc()
                 if record.round_trip_s is not None:
@@ -618,19 +675,21 @@ class CoordinatorService:
                 excluded.add(exc.node_id)
                 remaining = tuple(i for i in range(len(ir.operations)) if i not in applied)
                 current_ir = dataclasses.replace(ir, operations=tuple(ir.operations[i] for i in remaining))
+                self.load.drop(job_id)  # the failed plan's unstarted fragments will not run (issue 13)
                 try:
-                    current_plan = await trio.to_thread.run_sync(self.plan_for, current_ir, frozenset(excluded),
-                                                                 job.options)
+                    current_plan, _, waits = await trio.to_thread.run_sync(
+                        self._plan, current_ir, frozenset(excluded), job.options, "fallback")
                 except InfeasiblePlanError as infeasible:
                     raise exc.without_fallback(
                         f"no feasible plan without {sorted(excluded)}: {infeasible.message}") from None
                 state, index_map, fallback, failed_node = exc.state, remaining, fallback + 1, exc.node_id
+                self.load.commit(job_id, current_plan, waits, prefix=f"fb{fallback}-")
                 log.warning("falling back to a new plan", extra={
                     "job_id": job_id, "fallback": fallback, "failed_node": exc.node_id,
                     "remaining_operations": len(remaining), "nodes": list(current_plan.nodes)})
 
     async def _compile_when_nodes_allow(self, text: str, fmt: Literal["qasm2", "qasm3"], name: str,
-                                        options: JobOptions | None = None) -> tuple[CircuitIR, Plan]:
+                                        options: JobOptions | None = None) -> Admission:
         """Compile; if no node (or no suitable node) is registered, wait up to one registry TTL for one.
 
         An admitted job was feasible when it was submitted, so infeasibility now
@@ -643,9 +702,8 @@ class CoordinatorService:
         deadline = trio.current_time() + self.settings.discovery.registry_ttl_s
         while True:
             try:
-                admission = await trio.to_thread.run_sync(
+                return await trio.to_thread.run_sync(
                     functools.partial(self.admit, text, fmt, name, options, reason="replan"))
-                return admission.ir, admission.plan
             except SubmissionRejected as exc:
                 if exc.error.code not in ("no_nodes", "nodes_degraded", "infeasible") or trio.current_time() >= deadline:
                     raise
@@ -691,6 +749,7 @@ class CoordinatorService:
         Shielded: a cancelled worker still records the job as CANCELLED and
         frees its windows before :meth:`cancel` returns.
         """
+        self.load.drop(job_id)  # issue 13: a final job commits no work, whatever its fragments did
         now = time.time()
         await self._release_open_windows(job_id, state.value)
         with trio.CancelScope(shield=True):  # a cancelled job must still be recorded as such

@@ -34,14 +34,16 @@ def count_planner_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-async def run_until_final(service: CoordinatorService, store: JobStore, job_id: str) -> JobRecord:
+async def run_until_final(service: CoordinatorService, store: JobStore, *job_ids: str) -> JobRecord:
+    """Run the workers until every job in ``job_ids`` is final; returns the first one's record."""
     async with trio.open_nursery() as nursery:
         nursery.start_soon(service.run_workers)
         with trio.fail_after(60):
-            while not (await store.get_job(job_id)).state.final:
-                await service.wait_changed()
+            for job_id in job_ids:
+                while not (await store.get_job(job_id)).state.final:
+                    await service.wait_changed()
         nursery.cancel_scope.cancel()
-    return await store.get_job(job_id)
+    return await store.get_job(job_ids[0])
 
 
 def plans(service: CoordinatorService, reason: str) -> float:
@@ -92,3 +94,23 @@ async def test_every_node_degraded_is_the_planners_answer_not_no_nodes(
     assert refused.value.status == 503 and refused.value.error.code == "nodes_degraded"
     assert refused.value.error.message.startswith("every available node is marked degraded")
     assert (await store.list_jobs())[1] == 0  # nothing stored
+
+
+async def test_admission_plans_kept_in_memory_are_bounded_and_an_unkept_job_is_replanned(
+        tmp_path: Path, ideal_cluster: InProcessCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queued jobs' circuits and plans stay in memory only up to a bound in operations; beyond it the
+    worker re-plans from the stored source, and the event says why."""
+    calls = count_planner_calls(monkeypatch)
+    service, store = make_service(tmp_path, Nodes(ideal_cluster))
+    first = await service.submit(Submission(QFT, None, 100, 1, "qft"))
+    monkeypatch.setattr(service_module, "_ADMITTED_MAX_OPERATIONS", service._admitted_operations)  # full now
+    second = await service.submit(Submission(QFT, None, 100, 2, "qft"))
+    await run_until_final(service, store, first.job_id, second.job_id)
+    for job in (first, second):
+        assert (await store.get_job(job.job_id)).state is JobState.COMPLETED
+    assert len(calls) == 3  # two admissions, one re-plan for the job that was not kept
+    compiling = {job.job_id: [e.detail for e in await store.events(job.job_id) if e.state is JobState.COMPILING]
+                 for job in (first, second)}
+    assert compiling[first.job_id] == [{"plan": "admitted"}]
+    assert compiling[second.job_id][0]["plan"] == "replanned" and "no admission plan kept" in compiling[second.job_id][0]["why"]
+    assert service._admitted == {} and service._admitted_operations == 0
