@@ -147,6 +147,11 @@ class Plan(BaseModel):
     routing_swaps: int = Field(default=0, ge=0)
 
     @property
+    def segments(self) -> tuple[tuple[str, ...], ...]:
+        """Gate fragment ids grouped into segments, in plan order (issue 13); see :func:`segments`."""
+        return segments(self.fragments)
+
+    @property
     def nodes(self) -> tuple[str, ...]:
         """Distinct node ids used, sorted."""
         return tuple(sorted({f.node_id for f in self.fragments}))
@@ -156,6 +161,36 @@ class Plan(BaseModel):
         import json
 
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def segments(fragments: Iterable[FragmentPlan]) -> tuple[tuple[str, ...], ...]:
+    """Group gate fragments into segments: each runs as one invocation (one request, one state transfer).
+
+    A segment is a maximal run of gate fragments that are consecutive in plan
+    (topological) order, run on the same node, and each share a qubit with the
+    members before it. Consecutive in plan order means every dependency of a
+    member outside the segment precedes the segment's first member, so the
+    runtime can schedule the segment as one unit (union of dependencies and
+    qubits) and the node can apply the members back to back. Requiring a shared
+    qubit keeps the state sent as wide as each member alone would have gathered
+    (independent pieces still run concurrently). Derived from the plan alone, so
+    deterministic (NFR-001); not part of the plan's JSON. The readout is never
+    in a segment.
+    """
+    out: list[list[str]] = []
+    node: str | None = None
+    qubits: set[int] = set()
+    for f in fragments:
+        if f.kind != "gates":
+            node = None
+            continue
+        if out and f.node_id == node and qubits.intersection(f.qubits):
+            out[-1].append(f.fragment_id)
+            qubits.update(f.qubits)
+        else:
+            out.append([f.fragment_id])
+            node, qubits = f.node_id, set(f.qubits)
+    return tuple(tuple(s) for s in out)
 
 
 def summarize(fragments: Iterable[FragmentPlan], weights: CostWeights) -> tuple[CostBreakdown, float]:

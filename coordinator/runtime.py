@@ -7,6 +7,11 @@ state to its node, and the returned state replaces the subsystem. Fragments on
 subsystems that have not yet interacted run concurrently. The readout fragment
 runs last and yields the counts.
 
+Segments (issue 13, :attr:`qb2.compiler.plan.Plan.segments`): consecutive
+same-node gate fragments are scheduled as one unit (union of dependencies and
+qubits) and sent as one request whose ``members`` the node applies in order;
+each fragment keeps its own record, and retries apply to the whole segment.
+
 The transport is a parameter (:data:`Invoker`): the daemon passes libp2p
 invocation, and a test may pass the node's own handler to run the same code
 path without a network.
@@ -19,7 +24,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import numpy as np
 import trio
@@ -28,7 +33,7 @@ from qb2.compiler.ir import CircuitIR
 from qb2.compiler.plan import FragmentPlan, Plan
 from qb2.coordinator.errors import CoordinatorError
 from qb2.coordinator.handoff import QuantumState, Subsystem
-from qb2.protocol.execute import ClbitRegister, ExecuteRequest, ExecuteResponse, GateOp
+from qb2.protocol.execute import ClbitRegister, ExecuteRequest, ExecuteResponse, GateOp, MemberResult, SegmentMember
 from qb2.protocol.jobs import FragmentRecord, FragmentStatus
 from qb2.protocol.state import pack_state, unpack_state
 
@@ -38,6 +43,8 @@ E = TypeVar("E", bound=BaseException)
 
 #: ``invoke(node_id, request, payload) -> (response, payload)``; raises on transport failure.
 Invoker = Callable[[str, ExecuteRequest, bytes], Awaitable[tuple[ExecuteResponse, bytes]]]
+#: A segment: consecutive same-node gate fragments run as one invocation (or the readout alone).
+Unit = tuple[FragmentPlan, ...]
 #: Called with a fragment's record at each status change, before the runtime acts on it.
 RecordSink = Callable[[FragmentRecord], Awaitable[None]]
 
@@ -169,102 +176,128 @@ async def execute_plan(
         )
         for f in plan.fragments
     }
-    gate_fragments = [f for f in plan.fragments if f.kind == "gates"]
+    by_id = {f.fragment_id: f for f in plan.fragments}
+    # Segments (issue 13): consecutive same-node gate fragments run as one invocation.
+    units = [tuple(by_id[i] for i in seg) for seg in plan.segments]
     done_operations: set[int] = set()  # IR operation indices applied to ``state`` so far
     readout = next((f for f in plan.fragments if f.kind == "readout"), None)
     started = time.perf_counter()
 
-    async def attempt(fragment: FragmentPlan, subsystem: Subsystem, request: ExecuteRequest) -> tuple[ExecuteResponse, bytes]:
+    async def attempt(unit: Unit, subsystem: Subsystem, request: ExecuteRequest) -> tuple[ExecuteResponse, bytes]:
         payload = await trio.to_thread.run_sync(pack_state, subsystem.state)
-        response, out = await invoke(fragment.node_id, request, payload)
-        if response.node_id != fragment.node_id:
+        response, out = await invoke(unit[0].node_id, request, payload)
+        if response.node_id != unit[0].node_id:
             raise NodeAnswerError(f"answered by {response.node_id}, not the assigned node")
         if not response.ok:
             code = response.error.code if response.error else "internal"
             message = f"{code}: {response.error.message}" if response.error else "unknown error"
             raise NodeAnswerError(message, retryable=code == "internal")
+        if request.members and [m.fragment_id for m in response.members or ()] != [m.fragment_id for m in request.members]:
+            raise NodeAnswerError("segment answer does not list its members", retryable=False)
         return response, out
 
-    async def run(fragment: FragmentPlan, subsystem: Subsystem, request: ExecuteRequest) -> ExecuteResponse:
-        record = records[fragment.fragment_id]
-        record.status, record.started_at = "RUNNING", time.time()
-        await on_record(record)
-        jitter = random.Random(f"{job_id}/{record.fragment_id}")  # seeded: reruns back off identically
+    async def fail(unit: Unit, reason: str, exc: BaseException, errors: list[str] | None = None) -> NoReturn:
+        for fragment in unit:  # the invocation carried every member: each failed with it
+            record = records[fragment.fragment_id]
+            if errors is None:
+                record.errors.append(reason)
+            await _finish(record, "FAILED", reason, on_record)
+        first = records[unit[0].fragment_id]
+        raise FragmentFailed(first.fragment_id, unit[0].node_id, reason, attempts=first.attempts,
+                             errors=list(errors if errors is not None else first.errors)) from exc
+
+    async def run(unit: Unit, subsystem: Subsystem, request: ExecuteRequest) -> ExecuteResponse:
+        unit_records = [records[f.fragment_id] for f in unit]
+        for record in unit_records:
+            record.status, record.started_at = "RUNNING", time.time()
+            await on_record(record)
+        lead = unit_records[0]
+        jitter = random.Random(f"{job_id}/{lead.fragment_id}")  # seeded: reruns back off identically
         try:
             while True:
-                record.attempts += 1
+                for record in unit_records:
+                    record.attempts += 1
                 sent = time.perf_counter()
                 try:
-                    response, payload = await attempt(fragment, subsystem, request)
+                    response, payload = await attempt(unit, subsystem, request)
                     break
                 except Exception as exc:  # transport failure or node error
                     reason = str(exc) or type(exc).__name__
-                    record.errors.append(reason)
                     retryable = exc.retryable if isinstance(exc, NodeAnswerError) else True
-                    if not retryable or record.attempts >= retry.max_attempts:
-                        await _finish(record, "FAILED", reason, on_record)
-                        raise FragmentFailed(record.fragment_id, fragment.node_id, reason,
-                                             attempts=record.attempts, errors=list(record.errors)) from exc
-                    if on_retry is not None:
-                        on_retry(record)
-                    await on_record(record)
-                    await trio.sleep(retry.delay_s(record.attempts, jitter))
-            record.round_trip_s = time.perf_counter() - sent
-            if fragment.kind == "gates":
+                    if not retryable or lead.attempts >= retry.max_attempts:
+                        await fail(unit, reason, exc)
+                    for record in unit_records:
+                        record.errors.append(reason)
+                        if on_retry is not None:
+                            on_retry(record)
+                        await on_record(record)
+                    await trio.sleep(retry.delay_s(lead.attempts, jitter))
+            round_trip_s = time.perf_counter() - sent
+            if unit[0].kind == "gates":
                 width = len(subsystem.qubits)
                 try:
                     returned = await trio.to_thread.run_sync(unpack_state, payload, plan.representation, width)
                     state.update(subsystem, returned)
                 except ValueError as exc:
-                    await _finish(record, "FAILED", str(exc), on_record)
-                    raise FragmentFailed(record.fragment_id, fragment.node_id, str(exc),
-                                         attempts=record.attempts, errors=[str(exc)]) from exc
+                    await fail(unit, str(exc), exc, errors=[str(exc)])
         except trio.Cancelled:
             with trio.CancelScope(shield=True):
-                await _finish(record, "CANCELLED", "cancelled after another fragment failed", on_record)
+                for record in unit_records:
+                    if record.status == "RUNNING":
+                        await _finish(record, "CANCELLED", "cancelled after another fragment failed", on_record)
             raise
-        record.native_op_counts = dict(response.native_op_counts)
-        record.simulation_s = response.simulation_s
-        record.routing_swaps = response.routing_swaps
-        if response.routing_swaps is not None and response.routing_swaps != fragment.routing_swaps:
-            # Plan and node run the same routine (compiler/routing.py); a difference means they run
-            # different qb2 or Qiskit versions, and the plan's estimate is off by the difference.
-            log.warning("routing SWAPs differ from the plan", extra={
-                "fragment_id": record.fragment_id, "node_id": fragment.node_id,
-                "planned_swaps": fragment.routing_swaps, "executed_swaps": response.routing_swaps})
-        await _finish(record, "DONE", None, on_record)
-        done_operations.update(fragment.operation_indices)
+        results = response.members or (MemberResult(
+            fragment_id=unit[0].fragment_id, native_op_counts=response.native_op_counts,
+            simulation_s=response.simulation_s, routing_swaps=response.routing_swaps),)
+        total_s = sum(r.simulation_s for r in results)
+        for fragment, record, result in zip(unit, unit_records, results, strict=True):
+            # one round trip for the segment, split by each member's share of the simulation time
+            share = result.simulation_s / total_s if total_s > 0 else 1 / len(unit)
+            record.round_trip_s = round_trip_s * share
+            record.native_op_counts = dict(result.native_op_counts)
+            record.simulation_s = result.simulation_s
+            record.routing_swaps = result.routing_swaps
+            if result.routing_swaps is not None and result.routing_swaps != fragment.routing_swaps:
+                # Plan and node run the same routine (compiler/routing.py); a difference means they run
+                # different qb2 or Qiskit versions, and the plan's estimate is off by the difference.
+                log.warning("routing SWAPs differ from the plan", extra={
+                    "fragment_id": record.fragment_id, "node_id": fragment.node_id,
+                    "planned_swaps": fragment.routing_swaps, "executed_swaps": result.routing_swaps})
+        for fragment, record in zip(unit, unit_records, strict=True):
+            await _finish(record, "DONE", None, on_record)
+            done_operations.update(fragment.operation_indices)
         return response
 
     done: set[str] = set()
-    pending = list(gate_fragments)
-    holding: dict[str, Subsystem] = {}  # running fragment -> the subsystem it holds
-    finished_send, finished_recv = trio.open_memory_channel[str](len(gate_fragments) or 1)
+    pending = list(units)
+    holding: dict[str, Subsystem] = {}  # running unit (its first fragment id) -> the subsystem it holds
+    finished_send, finished_recv = trio.open_memory_channel[Unit](len(units) or 1)
 
-    async def run_and_report(fragment: FragmentPlan, subsystem: Subsystem, request: ExecuteRequest) -> None:
-        await run(fragment, subsystem, request)
-        await finished_send.send(fragment.fragment_id)
+    async def run_and_report(unit: Unit, subsystem: Subsystem, request: ExecuteRequest) -> None:
+        await run(unit, subsystem, request)
+        await finished_send.send(unit)
 
     async def schedule(nursery: trio.Nursery) -> None:
         while pending or holding:
             busy = {q for comp in holding.values() for q in comp.qubits}
-            for fragment in list(pending):
-                if not all(d in done for d in fragment.depends_on):
+            for unit in list(pending):
+                members = {f.fragment_id for f in unit}
+                if not all(d in done for f in unit for d in f.depends_on if d not in members):
                     continue
-                if any(q in busy for c in state.subsystems_of(fragment.qubits) for q in c.qubits):
+                qubits = tuple(sorted({q for f in unit for q in f.qubits}))
+                if any(q in busy for c in state.subsystems_of(qubits) for q in c.qubits):
                     continue
-                subsystem = await trio.to_thread.run_sync(state.gather, fragment.qubits)
+                subsystem = await trio.to_thread.run_sync(state.gather, qubits)
                 busy.update(subsystem.qubits)
-                holding[fragment.fragment_id] = subsystem
-                pending.remove(fragment)
-                request = _gate_request(job_id, plan, ir, fragment, subsystem)
-                request.reservation_id = (reservations or {}).get(fragment.fragment_id)
-                nursery.start_soon(run_and_report, fragment, subsystem, request)
+                holding[unit[0].fragment_id] = subsystem
+                pending.remove(unit)
+                request = _unit_request(job_id, plan, ir, unit, subsystem, reservations or {})
+                nursery.start_soon(run_and_report, unit, subsystem, request)
             if not holding:
-                raise RuntimeError(f"plan deadlocked with {len(pending)} fragments pending")  # a planner bug
+                raise RuntimeError(f"plan deadlocked with {len(pending)} segments pending")  # a planner bug
             finished = await finished_recv.receive()
-            del holding[finished]
-            done.add(finished)
+            del holding[finished[0].fragment_id]
+            done.update(f.fragment_id for f in finished)
 
     try:
         async with trio.open_nursery() as nursery:
@@ -293,7 +326,7 @@ async def execute_plan(
             reservation_id=(reservations or {}).get(readout.fragment_id),
         )
         try:
-            counts = dict((await run(readout, subsystem, request)).counts)
+            counts = dict((await run((readout,), subsystem, request)).counts)
         except FragmentFailed as failed:
             raise failed.with_progress(state, frozenset(done_operations),
                                        [records[f.fragment_id] for f in plan.fragments]) from None
@@ -305,11 +338,43 @@ async def execute_plan(
     )
 
 
-def _gate_request(job_id: str, plan: Plan, ir: CircuitIR, fragment: FragmentPlan, subsystem: Subsystem) -> ExecuteRequest:
-    ops = tuple(
+def _unit_request(job_id: str, plan: Plan, ir: CircuitIR, unit: Unit, subsystem: Subsystem,
+                  reservations: Mapping[str, str]) -> ExecuteRequest:
+    """The request for a segment: the pre-1.4 single-fragment form for one member, else ``members``."""
+    if len(unit) == 1:
+        request = _gate_request(job_id, plan, ir, unit[0], subsystem)
+        request.reservation_id = reservations.get(unit[0].fragment_id)
+        return request
+    members = tuple(
+        SegmentMember(
+            fragment_id=f.fragment_id,
+            ops=_local_ops(ir, f, subsystem),
+            teleported_qubits=tuple(subsystem.local(q) for q in f.teleported_qubits),
+            reservation_id=reservations.get(f.fragment_id),
+        )
+        for f in unit
+    )
+    return ExecuteRequest(
+        job_id=job_id,
+        fragment_id=unit[0].fragment_id,
+        kind="gates",
+        representation=plan.representation,
+        num_qubits=len(subsystem.qubits),
+        link_fidelity=plan.link_fidelity,
+        reservation_id=reservations.get(unit[0].fragment_id),
+        members=members,
+    )
+
+
+def _local_ops(ir: CircuitIR, fragment: FragmentPlan, subsystem: Subsystem) -> tuple[GateOp, ...]:
+    return tuple(
         GateOp(name=op.name, qubits=tuple(subsystem.local(q) for q in op.qubits), params=op.params)
         for op in (ir.operations[i] for i in fragment.operation_indices)
     )
+
+
+def _gate_request(job_id: str, plan: Plan, ir: CircuitIR, fragment: FragmentPlan, subsystem: Subsystem) -> ExecuteRequest:
+    ops = _local_ops(ir, fragment, subsystem)
     return ExecuteRequest(
         job_id=job_id,
         fragment_id=fragment.fragment_id,

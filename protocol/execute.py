@@ -48,6 +48,32 @@ class ClbitRegister(BaseModel):
     size: int = Field(ge=0)
 
 
+class SegmentMember(BaseModel):
+    """One fragment of a segment request (issue 13): its gates and teleported qubits, local to the request's state.
+
+    ``reservation_id`` is the member's own window (FR-005); the first member's
+    is also the request's ``reservation_id``. Added in protocol 1.4.0.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fragment_id: str
+    ops: tuple[GateOp, ...] = ()
+    teleported_qubits: tuple[int, ...] = ()
+    reservation_id: str | None = Field(default=None, max_length=128)
+
+
+class MemberResult(BaseModel):
+    """What the node reports per segment member, in request order. Added in protocol 1.4.0."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    fragment_id: str
+    native_op_counts: dict[str, int] = {}
+    simulation_s: float = 0.0
+    routing_swaps: int | None = Field(default=None, ge=0)
+
+
 class ExecuteRequest(BaseModel):
     """Header of an execution request; the frame payload carries the input state.
 
@@ -55,6 +81,12 @@ class ExecuteRequest(BaseModel):
     ``2**num_qubits`` complex128 amplitudes (statevector) or a
     ``2**num_qubits x 2**num_qubits`` density matrix, little-endian qubit
     order as in Qiskit.
+
+    ``members`` (protocol 1.4.0, gates only): a segment, several fragments run
+    back to back on the one state, each member's teleported qubits first
+    passing the link channel right before its own gates; ``fragment_id`` is
+    then the first member's and ``ops`` / ``teleported_qubits`` stay empty.
+    None (omitted on the wire) for a single fragment (the pre-1.4 form).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -72,6 +104,13 @@ class ExecuteRequest(BaseModel):
     shots: int = Field(default=0, ge=0, le=1_000_000)
     seed: int | None = None
     reservation_id: str | None = Field(default=None, max_length=128, description="window this run consumes")
+    members: tuple[SegmentMember, ...] | None = None
+
+    @property
+    def reservation_ids(self) -> list[str]:
+        """Every window this request consumes, once each, in order: its own, then each member's (FR-005)."""
+        ids = [self.reservation_id, *(m.reservation_id for m in self.members or ())]
+        return list(dict.fromkeys(i for i in ids if i is not None))
 
 
 class ExecuteError(BaseModel):
@@ -98,6 +137,9 @@ class ExecuteResponse(BaseModel):
             its coupling map (FR-016; included in ``native_op_counts`` as
             native gates); None (omitted on the wire) from a node without
             a coupling map and for readouts. Added in protocol 1.2.0.
+        members: per segment member, in request order (only for a request
+            with ``members``); the top-level counts, time and SWAPs are then
+            their sums. Added in protocol 1.4.0.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -111,3 +153,4 @@ class ExecuteResponse(BaseModel):
     simulation_s: float = 0.0
     counts: dict[str, int] = {}
     routing_swaps: int | None = Field(default=None, ge=0)
+    members: tuple[MemberResult, ...] | None = None

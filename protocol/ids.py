@@ -8,7 +8,7 @@ import re
 from typing import Final
 
 #: Semantic version of every qb2 wire contract in this package.
-PROTOCOL_VERSION: Final = "1.3.0"
+PROTOCOL_VERSION: Final = "1.4.0"
 
 #: A libp2p peer ID in its base58btc text form (the legacy ``Qm...`` / ``12D3KooW...`` form of multiaddrs).
 PEER_ID_RE: Final = re.compile(r"^[1-9A-HJ-NP-Za-km-z]{30,128}$")

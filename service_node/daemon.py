@@ -201,13 +201,13 @@ class ServiceNode:
             log.warning("dropped execute request", extra={**ids, "reason": str(exc)})
             await streams.reset(stream)
             return
-        if request.reservation_id is not None:
-            if self.ledger.consume(request.reservation_id):
-                log.info("reservation consumed", extra={**ids, "reservation_id": request.reservation_id})
+        for reservation_id in request.reservation_ids:  # a segment consumes every member's window
+            if self.ledger.consume(reservation_id):
+                log.info("reservation consumed", extra={**ids, "reservation_id": reservation_id})
             else:
-                status = self.ledger.status(request.reservation_id) or "unknown"
+                status = self.ledger.status(reservation_id) or "unknown"
                 log.warning("execute without a valid reservation; running it anyway",
-                            extra={**ids, "reservation_id": request.reservation_id, "reservation_status": status})
+                            extra={**ids, "reservation_id": reservation_id, "reservation_status": status})
         log.info("executing fragment", extra={**ids, "kind": request.kind, "ops": len(request.ops)})
         started = time.perf_counter()
         header, out = await trio.to_thread.run_sync(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from qiskit_aer.noise import NoiseModel
 
-from qb2.protocol.execute import ExecuteError, ExecuteRequest, ExecuteResponse
+from qb2.protocol.execute import ExecuteError, ExecuteRequest, ExecuteResponse, MemberResult, SegmentMember
 from qb2.protocol.state import pack_state, unpack_state
 from qb2.service_node.config import NodeProfile
 from qb2.service_node.executor import ExecutionError, apply_gates, sample_readout
@@ -64,7 +64,7 @@ class NodeSimulator:
 
 
 def handle_execute(qpu: NodeSimulator, request: ExecuteRequest, payload: bytes) -> tuple[ExecuteResponse, bytes]:
-    """Run one fragment on ``qpu``.
+    """Run one fragment, or one segment's members in order on one state (issue 13), on ``qpu``.
 
     Args:
         request: the execution header (see :mod:`qb2.protocol.execute`).
@@ -76,39 +76,56 @@ def handle_execute(qpu: NodeSimulator, request: ExecuteRequest, payload: bytes) 
         ``ExecuteResponse(ok=False, error=...)``.
     """
     try:
-        if request.kind == "gates" and len(set(q for op in request.ops for q in op.qubits)) > qpu.profile.qubits:
-            raise ExecutionError(
-                "capacity",
-                f"fragment acts on more than the {qpu.profile.qubits} qubits this node holds",
-            )
+        members = request.members or (
+            (SegmentMember(fragment_id=request.fragment_id, ops=request.ops,
+                           teleported_qubits=request.teleported_qubits),) if request.kind == "gates" else ())
+        if request.members and (request.kind != "gates" or request.ops or request.teleported_qubits):
+            raise ExecutionError("bad_request", "a segment request carries its gates in members only")
+        for member in members:
+            if len(set(q for op in member.ops for q in op.qubits)) > qpu.profile.qubits:
+                raise ExecutionError(
+                    "capacity",
+                    f"fragment acts on more than the {qpu.profile.qubits} qubits this node holds",
+                )
         try:
             state = unpack_state(payload, request.representation, request.num_qubits)
         except ValueError as exc:
             raise ExecutionError("bad_request", str(exc)) from None
         if request.kind == "gates":
-            outcome = apply_gates(
-                state,
-                request.representation,
-                request.num_qubits,
-                request.ops,
-                qpu.profile.native_gates,
-                qpu.noise_model if request.representation == "density_matrix" else None,
-                teleported_qubits=request.teleported_qubits,
-                link_fidelity=request.link_fidelity,
-                device_model=qpu.device,
-                aer_device=qpu.aer_device,
-            )
+            results: list[MemberResult] = []
+            for member in members:  # back to back on the one state (issue 13)
+                outcome = apply_gates(
+                    state,
+                    request.representation,
+                    request.num_qubits,
+                    member.ops,
+                    qpu.profile.native_gates,
+                    qpu.noise_model if request.representation == "density_matrix" else None,
+                    teleported_qubits=member.teleported_qubits,
+                    link_fidelity=request.link_fidelity,
+                    device_model=qpu.device,
+                    aer_device=qpu.aer_device,
+                )
+                state = outcome.state
+                # routing_swaps memoised by the compile apply_gates just did (FR-016)
+                results.append(MemberResult(fragment_id=member.fragment_id, native_op_counts=outcome.native_op_counts,
+                                            simulation_s=outcome.simulation_s, routing_swaps=outcome.routing_swaps))
+            counts: dict[str, int] = {}
+            for r in results:
+                for name, c in r.native_op_counts.items():
+                    counts[name] = counts.get(name, 0) + c
+            swaps = [r.routing_swaps for r in results if r.routing_swaps is not None]
             header = ExecuteResponse(
                 node_id=qpu.node_id,
                 ok=True,
                 representation=request.representation,
                 num_qubits=request.num_qubits,
-                native_op_counts=outcome.native_op_counts,
-                simulation_s=outcome.simulation_s,
-                # memoised by the compile apply_gates just did (FR-016)
-                routing_swaps=outcome.routing_swaps,
+                native_op_counts=dict(sorted(counts.items())) if request.members else results[0].native_op_counts,
+                simulation_s=sum(r.simulation_s for r in results),
+                routing_swaps=sum(swaps) if swaps else None,
+                members=tuple(results) if request.members else None,
             )
-            return header, pack_state(outcome.state)
+            return header, pack_state(state)
         readout = sample_readout(
             state,
             request.representation,

@@ -16,7 +16,7 @@ from qb2.coordinator.service import CoordinatorService, Submission
 from qb2.coordinator.store import JobStore
 from qb2.experiments.circuits import benchmark_circuit
 from qb2.protocol.execute import ExecuteError, ExecuteResponse
-from qb2.protocol.jobs import JobState
+from qb2.protocol.jobs import JobOptions, JobState
 from tests.conftest import InProcessCluster
 
 
@@ -89,7 +89,7 @@ async def test_fallback_replans_without_the_failed_node_and_continues_the_state(
         calls.append(node_id)
         if node_id in dead:
             raise ConnectionError("connection refused")
-        if len(calls) == 3:  # the node running the third invocation dies right then
+        if len(calls) == 2:  # the node running the second invocation (a later segment) dies right then
             dead.add(node_id)
             raise ConnectionError("connection reset")
         return await ideal_cluster.invoke(node_id, request, payload)
@@ -99,15 +99,18 @@ async def test_fallback_replans_without_the_failed_node_and_continues_the_state(
     service.settings.runtime.backoff_base_s = 0.0
     for advert in ideal_cluster.adverts:
         registry.observe(advert)
-    job = await service.submit(Submission(circuit.qasm, None, 500, 9, "qft"))
+    # spread over three nodes, so the plan has several segments and the second one runs on a state
+    # the first one changed: the fallback must continue from it
+    job = await service.submit(Submission(circuit.qasm, None, 500, 9, "qft", options=JobOptions(min_nodes=3)))
     await service.process(job.job_id)
     stored = await store.get_job(job.job_id)
     assert stored.state is JobState.COMPLETED, stored.error
     result = await store.get_result(job.job_id)
     (victim,) = dead
     failed = [r for r in result.fragments if r.status == "FAILED"]
-    assert len(failed) == 1 and failed[0].node_id == victim and failed[0].attempts == 3
-    assert failed[0].errors == ["connection reset", "connection refused", "connection refused"]
+    assert failed and all(r.node_id == victim and r.attempts == 3 for r in failed)  # the segment's members
+    assert all(r.errors == ["connection reset", "connection refused", "connection refused"] for r in failed)
+    assert any(r.status == "DONE" and r.fallback == 0 for r in result.fragments)  # the first segment ran
     fallback = [r for r in result.fragments if r.fallback == 1]
     assert fallback and all(r.node_id != victim and r.original_node_id == victim for r in fallback)
     assert result.fallbacks == 1 and result.retries == 2
