@@ -28,6 +28,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from qb2.compiler.plan import Plan
 from qb2.coordinator.service import CoordinatorService, Submission, SubmissionRejected, detect_format
 from qb2.protocol.advert import ServiceAdvertisement
 from qb2.protocol.http import (
@@ -314,7 +315,7 @@ def create_app(service: CoordinatorService, peer_id: str, health_probe: Any = No
             _, plan = await trio.to_thread.run_sync(service.compile, body.qasm, fmt, body.name or "circuit", options)
         except SubmissionRejected as exc:
             return SafeJSONResponse(status_code=exc.status, content={"error": exc.error.model_dump()})
-        return json.loads(plan.to_json())
+        return _plan_body(plan)
 
     @app.get("/api/v1/jobs", response_model=JobPage, responses=_ERRORS)
     async def list_jobs(
@@ -397,7 +398,8 @@ def create_app(service: CoordinatorService, peer_id: str, health_probe: Any = No
         if await service.store.get_job(job_id) is None:
             return _error(404, "not_found", f"no job {job_id}")
         plan = await service.store.get_plan(job_id)
-        return json.loads(plan) if plan else _error(409, "not_ready", "the job has not been compiled yet")
+        return _plan_body(Plan.model_validate_json(plan)) if plan else _error(409, "not_ready",
+                                                                              "the job has not been compiled yet")
 
     @app.get("/api/v1/jobs/{job_id}/result", response_model=ResultResponse, responses=_ERRORS)
     async def get_result(job_id: str) -> Any:
@@ -459,6 +461,14 @@ def create_app(service: CoordinatorService, peer_id: str, health_probe: Any = No
         return Response(m.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app
+
+
+def _plan_body(plan: Plan) -> dict[str, Any]:
+    """A plan as the API shows it: its canonical JSON (``Plan.to_json``) plus ``segments``, the
+    gate fragment ids that run as one invocation each (issue 13; derived from the plan, not stored)."""
+    body = json.loads(plan.to_json())
+    body["segments"] = [list(segment) for segment in plan.segments]
+    return body
 
 
 def _node_view(advert: ServiceAdvertisement, status: str, age_s: float) -> NodeView:

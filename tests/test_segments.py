@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from qb2.compiler import PlannerOptions, parse_qasm, plan_circuit
@@ -93,3 +95,21 @@ async def test_noisy_segment_equals_fragment_by_fragment(noisy_cluster: InProces
     assert np.abs(a.final_state - b.final_state).max() < 1e-9
     assert a.counts == b.counts
     assert [r.native_op_counts for r in a.records] == [r.native_op_counts for r in b.records]
+
+
+async def test_the_api_shows_the_segments_of_a_plan(tmp_path: Path, ideal_cluster: InProcessCluster) -> None:
+    """The dry-run plan and a job's stored plan list their segments (issue 13: "the plan shows segments")."""
+    from tests.test_api import make_client
+
+    qasm = benchmark_circuit("qft", 6).qasm
+    _, client = await make_client(tmp_path, ideal_cluster)
+    async with client:
+        dry = (await client.post("/api/v1/circuits/plan", json={"qasm": qasm})).json()
+        job = (await client.post("/api/v1/circuits/submit", json={"qasm": qasm, "shots": 10})).json()
+        stored = (await client.get(f"/api/v1/jobs/{job['job_id']}/plan")).json()
+    for body in (dry, stored):
+        segments = body.pop("segments")
+        plan = Plan.model_validate(body)
+        assert segments == [list(s) for s in plan.segments] and segments
+        gates = [f.fragment_id for f in plan.fragments if f.kind == "gates"]
+        assert [f for s in segments for f in s] == gates  # every gate fragment once, in plan order
