@@ -13,8 +13,9 @@ import json
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -22,6 +23,9 @@ from qb2.coordinator import command as coordinator_command
 from qb2.daemon.process import ConfigOpt
 from qb2.daemon.process import fail as _fail
 from qb2.service_node import command as node_command
+
+if TYPE_CHECKING:
+    from qb2.client.http import Client
 
 app = typer.Typer(
     name="qb2",
@@ -215,28 +219,27 @@ def experiment_run(ctx: typer.Context) -> None:
     _hand_over("qb2.experiments", ["run", *ctx.args], prog="qb2 experiment")
 
 
-@app.command()
-def status(job_id: str, url: UrlOpt = DEFAULT_URL) -> None:
-    """Print a job's state and metadata as JSON."""
+def _print_job(url: str, read: Callable[[Client], dict[str, Any]]) -> None:
+    """Print what ``read(client)`` returns as JSON; an API error exits 1 with its message."""
     from qb2.client.http import ApiError, Client
 
     with Client(url) as client:
         try:
-            typer.echo(json.dumps(client.status(job_id), indent=2))
+            typer.echo(json.dumps(read(client), indent=2))
         except ApiError as exc:
             _fail(exc.message, 1)
+
+
+@app.command()
+def status(job_id: str, url: UrlOpt = DEFAULT_URL) -> None:
+    """Print a job's state and metadata as JSON."""
+    _print_job(url, lambda client: client.status(job_id))
 
 
 @app.command()
 def result(job_id: str, url: UrlOpt = DEFAULT_URL) -> None:
     """Print a completed job's counts, fidelities and fragment records as JSON."""
-    from qb2.client.http import ApiError, Client
-
-    with Client(url) as client:
-        try:
-            typer.echo(json.dumps(client.result(job_id), indent=2))
-        except ApiError as exc:
-            _fail(exc.message, 1)
+    _print_job(url, lambda client: client.result(job_id))
 
 
 @app.command("nodes")

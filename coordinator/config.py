@@ -13,14 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic_settings import SettingsConfigDict
 
 from qb2.coordinator.errors import CoordinatorError
-from qb2.daemon.settings import DiscoverySettings, P2PSettings, qb2_sources
+from qb2.daemon.settings import DiscoverySettings, P2PSettings, Qb2Settings
 
 
 class _Section(BaseModel):
@@ -134,7 +130,7 @@ class LimitSettings(_Section):
     default_shots: int = Field(default=1024, ge=1)
 
 
-class Settings(BaseSettings):
+class Settings(Qb2Settings):
     """All qb2 settings; both daemons and the CLI read this one model."""
 
     model_config = SettingsConfigDict(
@@ -167,17 +163,6 @@ class Settings(BaseSettings):
                     f"{self.p2p.max_frame_mib}; lower {key} or raise p2p.max_frame_mib"
                 )
         return self
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return qb2_sources(settings_cls, init_settings, env_settings)
 
 
 class ConfigError(CoordinatorError):

@@ -257,6 +257,11 @@ class CoordinatorService:
         """The plan, the nodes' fingerprint, and the queue waits (committed work) it was made against.
 
         The fingerprint leaves the queue waits out: a busy cluster must not force re-plans.
+        ``exclude``: failed or refusing nodes of a fallback; ``reason`` labels ``qb2_plans_total``.
+
+        Raises:
+            SubmissionRejected: 503 when no node is available at all (and none is excluded).
+            InfeasiblePlanError: no feasible plan on the remaining nodes.
         """
         nodes, degraded = self.planning_nodes(exclude)
         if not nodes and not exclude:
@@ -268,16 +273,6 @@ class CoordinatorService:
         waits = self.load.per_node()
         plan = plan_circuit(ir, nodes, self.planner_options(options, degraded, waits))
         return plan, self.nodes_fingerprint(nodes, degraded), waits
-
-    def plan_for(self, ir: CircuitIR, exclude: frozenset[str] = frozenset(),
-                 options: JobOptions | None = None) -> Plan:
-        """Plan ``ir`` on the available nodes minus ``exclude`` (failed or refusing nodes of a fallback).
-
-        Raises:
-            SubmissionRejected: 503 when no node is available at all.
-            InfeasiblePlanError: no feasible plan on the remaining nodes.
-        """
-        return self._plan(ir, exclude, options, "fallback")[0]
 
     def _keep_admission(self, job_id: str, admission: Admission) -> None:
         """Keep what admission compiled for the worker, unless that would hold more than

@@ -73,3 +73,19 @@ def qb2_sources(
     if path:
         sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(path)))
     return tuple(sources)
+
+
+class Qb2Settings(BaseSettings):
+    """Base of both daemons' settings classes: values are read from :func:`qb2_sources`
+    (explicit values, then ``QB2_`` environment, then the TOML file), nothing else (FR-011)."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return qb2_sources(settings_cls, init_settings, env_settings)

@@ -15,13 +15,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
+from pydantic_settings import SettingsConfigDict
 
-from qb2.daemon.settings import DiscoverySettings, P2PSettings, qb2_sources
+from qb2.daemon.settings import DiscoverySettings, P2PSettings, Qb2Settings
 from qb2.protocol.advert import Fidelities, GateTimes
 from qb2.protocol.control import FaultSpec
 from qb2.service_node.errors import NodeError
@@ -85,7 +81,7 @@ class NodeProfile(BaseModel):
         return value
 
 
-class NodeSettings(BaseSettings):
+class NodeSettings(Qb2Settings):
     """All settings of ``qb2 node``. Unknown top-level sections belong to the coordinator."""
 
     model_config = SettingsConfigDict(env_prefix="QB2_", env_nested_delimiter="__", extra="ignore")
@@ -95,17 +91,6 @@ class NodeSettings(BaseSettings):
     p2p: P2PSettings = P2PSettings()
     discovery: DiscoverySettings = DiscoverySettings()
     node: NodeProfile = NodeProfile()
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return qb2_sources(settings_cls, init_settings, env_settings)
 
     @property
     def state_dir(self) -> Path:
